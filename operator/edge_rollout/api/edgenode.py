@@ -1,0 +1,185 @@
+"""EdgeNode: one cluster-scoped object per node, named after it.
+
+`spec.models` is what the operator wants on the node (one entry per ModelDeployment that selects
+it); `status` is what the node's agent reports. The operator writes spec only, the agent status
+only, so each field has one writer and the object count stays O(nodes).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from edge_rollout.api.common import CONDITIONS_LIST, ApiModel, Condition, defaulted
+from edge_rollout.api.modeldeployment import AcceleratorClass, Delivery, Window
+
+ModelPhase = Literal[
+    "Pending", "Downloading", "Verifying", "Loading", "Testing", "Ready", "Failed", "RolledBack"
+]
+
+
+class DesiredModel(ApiModel):
+    """One model the operator wants on this node."""
+
+    name: str = Field(max_length=317, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    """Key of the entry: `<namespace>/<modeldeployment>`."""
+    model: str = Field(max_length=63)
+    """Model name in the store."""
+    version: str = Field(max_length=128)
+    """Release version to run."""
+    variant: str = Field(max_length=63)
+    """Variant of the release chosen for this node."""
+    manifest_digest: str = Field(default="", max_length=71, pattern=r"^$|^sha256:[0-9a-f]{64}$")
+    """`sha256:<hex>` of the variant's manifest, as listed in the signed release index."""
+    store_url: str = Field(max_length=2048)
+    """Base URL of the store."""
+    public_key: str = Field(default="", max_length=4096)
+    """ed25519 public key that signs the release index."""
+    priority: int = 0
+    """Priority of the ModelDeployment (for memory packing on the node)."""
+    keep_version: str = Field(default="", max_length=128)
+    """Version to keep on disk for instant rollback (the stable one)."""
+    window: Window | None = None
+    """When the node may update."""
+    delivery: Delivery = defaulted(Delivery)
+    """Network and delta policy."""
+    require_test_vectors: bool = True
+    """Fail the model if the release's golden test vectors do not match."""
+
+
+class EdgeNodeSpec(ApiModel):
+    """What the operator wants on the node."""
+
+    models: list[DesiredModel] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Desired models, one per ModelDeployment that selects this node."""
+
+
+class Accelerator(ApiModel):
+    """An accelerator found on the node, in the project's taxonomy."""
+
+    accelerator_class: AcceleratorClass = Field(alias="class")
+    """npu, gpu or cpu."""
+    vendor: str = Field(default="", max_length=64)
+    """Vendor, lower case: nvidia, intel, hailo, rockchip, amd, …"""
+    model: str = Field(default="", max_length=128)
+    """Product name as the vendor spells it."""
+    memory_bytes: int = Field(default=0, ge=0)
+    """Dedicated memory in bytes (0 when it shares system memory)."""
+    execution_provider: str = Field(default="", max_length=64)
+    """onnxruntime execution provider that drives it, e.g. CUDAExecutionProvider."""
+
+
+class Hardware(ApiModel):
+    """What the agent found on the machine (or read from its hardware profile file)."""
+
+    arch: str = Field(default="", max_length=32)
+    """CPU architecture as Go names it: amd64, arm64, arm."""
+    cpu_cores: int = Field(default=0, ge=0)
+    """Logical CPU cores."""
+    cpu_features: list[str] = Field(default_factory=list, max_length=64)
+    """ISA features relevant to inference: avx2, avx512f, avx512_vnni, neon, dotprod, …"""
+    memory_bytes: int = Field(default=0, ge=0)
+    """Total memory."""
+    memory_available_bytes: int = Field(default=0, ge=0)
+    """Memory available to models now."""
+    disk_free_bytes: int = Field(default=0, ge=0)
+    """Free space in the agent's data directory."""
+    accelerators: list[Accelerator] = Field(default_factory=list, max_length=16)
+    """NPUs and GPUs found."""
+    execution_providers: list[str] = Field(default_factory=list, max_length=16)
+    """onnxruntime execution providers available, best first."""
+    temperature_celsius: float | None = None
+    """Hottest thermal zone, if the machine has any."""
+    metered: bool = False
+    """The node's link is metered (cellular); policies may hold back downloads."""
+    time_zone: str = Field(default="", max_length=64)
+    """The node's IANA time zone."""
+    profile: str = Field(default="", max_length=253)
+    """Name of the hardware profile file that overrides what was found, if any."""
+
+
+class LatencySummary(ApiModel):
+    """Measured inference latency on the node."""
+
+    p50_ms: float = Field(default=0.0, ge=0.0)
+    """Median in milliseconds."""
+    p95_ms: float = Field(default=0.0, ge=0.0)
+    """95th percentile in milliseconds."""
+
+
+class ModelError(ApiModel):
+    """Why a model failed on the node."""
+
+    reason: str = Field(max_length=128)
+    """CamelCase reason, e.g. DigestMismatch, LoadFailed, TestVectorMismatch, DoesNotFit."""
+    message: str = Field(default="", max_length=2048)
+    """What happened, with the file and check, and what to do."""
+
+
+class ModelStatus(ApiModel):
+    """What the agent reports for one desired model."""
+
+    name: str = Field(max_length=317)
+    """Key of the spec entry: `<namespace>/<modeldeployment>`."""
+    phase: ModelPhase = "Pending"
+    """Pending, Downloading, Verifying, Loading, Testing, Ready, Failed or RolledBack."""
+    version: str = Field(default="", max_length=128)
+    """Version this phase is about (the one being installed, or the active one when Ready)."""
+    variant: str = Field(default="", max_length=63)
+    """Variant this phase is about."""
+    active_version: str = Field(default="", max_length=128)
+    """Version apps on the node are served now (`current`)."""
+    active_variant: str = Field(default="", max_length=63)
+    """Variant apps on the node are served now."""
+    bytes_fetched: int = Field(default=0, ge=0)
+    """Bytes downloaded for this version."""
+    bytes_reused: int = Field(default=0, ge=0)
+    """Bytes taken from files already on the node."""
+    progress_percent: int = Field(default=0, ge=0, le=100)
+    """Download and verification progress."""
+    latency: LatencySummary | None = None
+    """Measured latency of the active model."""
+    memory_bytes: int = Field(default=0, ge=0)
+    """Peak memory to load and run the active model."""
+    last_error: ModelError | None = None
+    """The last failure, if any."""
+    last_transition_time: str = Field(default="", max_length=64)
+    """When phase last changed (RFC 3339)."""
+    ready_since: str = Field(default="", max_length=64)
+    """When the active version became Ready (RFC 3339)."""
+
+
+class EdgeNodeStatus(ApiModel):
+    """What the node's agent reports."""
+
+    hardware: Hardware = Field(default_factory=Hardware)
+    """Hardware profile."""
+    heartbeat_time: str = Field(default="", max_length=64)
+    """Last time the agent reported (RFC 3339)."""
+    agent_version: str = Field(default="", max_length=64)
+    """Version of the agent."""
+    models: list[ModelStatus] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Per-model state."""
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=8, json_schema_extra=CONDITIONS_LIST
+    )
+    """Ready when the agent is connected and serving every desired model."""
+
+
+class EdgeNode(ApiModel):
+    """An edge node's desired models and reported state."""
+
+    api_version: Literal["edgerollout.dev/v1alpha1"] = "edgerollout.dev/v1alpha1"
+    kind: Literal["EdgeNode"] = "EdgeNode"
+    metadata: dict[str, object] = Field(default_factory=dict)
+    spec: EdgeNodeSpec = Field(default_factory=EdgeNodeSpec)
+    status: EdgeNodeStatus = Field(default_factory=EdgeNodeStatus)

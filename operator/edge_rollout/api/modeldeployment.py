@@ -1,0 +1,330 @@
+"""ModelDeployment: which model version goes to which edge nodes, and how it rolls out.
+
+The user owns `spec` (kubectl, Helm, Argo CD, Flux); the operator owns `status`. Field names follow
+what users of Argo Rollouts (steps, maxUnavailable), Greengrass (abort criteria), Seldon
+(requirements), Open Horizon (priority) and system-upgrade-controller (window) already know.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from edge_rollout.api.common import (
+    CONDITIONS_LIST,
+    ApiModel,
+    Condition,
+    Duration,
+    IntOrPercent,
+    LabelSelector,
+    cel,
+    defaulted,
+    x_validations,
+)
+
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$")]
+Precision = Literal["fp32", "fp16", "int8"]
+AcceleratorClass = Literal["npu", "gpu", "cpu"]
+
+
+class StoreRef(ApiModel):
+    """Where the release lives and which key signs it."""
+
+    url: str = Field(
+        max_length=2048,
+        json_schema_extra=x_validations(
+            cel(
+                "self.startsWith('http://') || self.startsWith('https://') ||"
+                " self.startsWith('file:///')",
+                "store url must start with http://, https:// or file:/// (an absolute path),"
+                " e.g. https://models.example.com/store",
+            )
+        ),
+    )
+    """Base URL of the store: `https://…`, `http://…` or `file:///absolute/path`."""
+    public_key: str = Field(default="", max_length=4096)
+    """The ed25519 public key (PEM, or raw base64) that signs this model's release indexes.
+    Empty means the operator's default trusted key."""
+
+
+class ModelRef(ApiModel):
+    """The model and the release of it to run."""
+
+    name: Name = Field(json_schema_extra=x_validations(cel(
+        "self == oldSelf",
+        "model.name cannot change after creation: create a new ModelDeployment for another model",
+    )))
+    """Model name in the store (`models/<name>/…`). Immutable."""
+    version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+    """Release version to roll out, e.g. `1.4.0`. Changing it starts a rollout."""
+    store: StoreRef
+    """The store that serves the release."""
+
+
+class VariantPin(ApiModel):
+    """Force one variant on the nodes a selector picks (e.g. a lab rack that must run fp32)."""
+
+    node_selector: LabelSelector
+    """Nodes the pin applies to."""
+    variant: Name
+    """Variant name from the release index, e.g. `int8-cpu`."""
+
+
+class SelectionPolicy(ApiModel):
+    """How the operator picks a variant for each node: filter, then score."""
+
+    prefer: Literal["quality", "latency", "size"] = "quality"
+    """What decides between variants that fit: the best agreement with fp32 (quality), the lowest
+    measured latency (latency), or the smallest memory and download (size)."""
+    allowed_precisions: list[Precision] = Field(
+        default_factory=lambda: ["fp32", "fp16", "int8"], min_length=1, max_length=3,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    """Precisions that may be used at all."""
+    min_agreement: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Lowest agreement with fp32 outputs (0 to 1, measured at publish time) a variant may have."""
+    memory_headroom_percent: int = Field(default=10, ge=0, le=90)
+    """Share of a node's memory kept free when fitting models."""
+    pins: list[VariantPin] = Field(default_factory=list, max_length=32)
+    """Variants forced on nodes by label; the first matching pin wins."""
+    allowed_variants: list[Name] = Field(
+        default_factory=list, max_length=32, json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    """If set, only these variants of the release may be chosen."""
+
+
+class Pause(ApiModel):
+    """Wait before the next step: for a duration, or (no duration) until resumed."""
+
+    duration: Duration | None = None
+    """How long to wait, e.g. `10m`. Omit to wait until `kubectl edge-rollout resume`."""
+
+
+class Step(ApiModel):
+    """One rollout step; exactly one of setNodePercent, setNodeCount or pause."""
+
+    name: Name | None = None
+    """Optional name shown in status and events; unique within the steps."""
+    set_node_percent: int | None = Field(default=None, ge=0, le=100)
+    """Bring the new version to this percentage of the selected nodes (0 to 100)."""
+    set_node_count: int | None = Field(default=None, ge=0, le=1_000_000)
+    """Bring the new version to this many of the selected nodes."""
+    pause: Pause | None = None
+    """Wait before the next step."""
+
+    model_config = ConfigDict(json_schema_extra=x_validations(cel(
+        "[has(self.setNodePercent), has(self.setNodeCount), has(self.pause)]"
+        ".filter(x, x).size() == 1",
+        "each step sets exactly one of setNodePercent, setNodeCount or pause",
+    )))
+
+
+class Strategy(ApiModel):
+    """Waves over nodes, in Argo Rollouts' vocabulary adapted to nodes."""
+
+    canary_selector: LabelSelector | None = None
+    """Nodes that go first, before any other node, e.g. `matchLabels: {ring: canary}`."""
+    steps: list[Step] = Field(
+        default_factory=list, max_length=64,
+        json_schema_extra=x_validations(cel(
+            "self.all(s, !has(s.name) || self.filter(t, has(t.name) && t.name == s.name)"
+            ".size() == 1)",
+            "step names must be unique: rename or remove the duplicate step",
+        )),
+    )
+    """Steps in order; after the last one every selected node gets the new version.
+    Empty means all nodes at once, limited by maxUnavailable."""
+    max_unavailable: IntOrPercent = "25%"
+    """Most nodes updating or failed at once: a count (2) or a percentage of selected nodes."""
+    progress_deadline_seconds: int = Field(default=600, ge=10, le=86_400)
+    """A node that is not Ready on the new version this long after it was asked counts as
+    TimedOut."""
+    min_ready_seconds: int = Field(default=30, ge=0, le=86_400)
+    """A node counts as updated only after it has been Ready on the new version this long."""
+
+
+class HealthGate(ApiModel):
+    """What an agent must prove before a node counts as healthy on the new version."""
+
+    require_test_vectors: bool = True
+    """Run the golden test vectors shipped with the release; a mismatch fails the node."""
+    max_latency_ms: float | None = Field(default=None, ge=0.0, le=600_000.0)
+    """Highest p95 latency of one inference on the node, in milliseconds."""
+    min_agreement: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Lowest share of test vectors whose outputs must agree with the expected ones."""
+
+
+class AbortCriterion(ApiModel):
+    """Stop the rollout when too many finished nodes fail (Greengrass abortConfig)."""
+
+    failure_type: Literal["Failed", "TimedOut", "All"] = "All"
+    """Which outcomes count: Failed (load or test failed), TimedOut (progress deadline) or All."""
+    threshold_percentage: int = Field(ge=0, le=100)
+    """Abort when this percentage (0 to 100) of finished nodes failed this way."""
+    min_number_of_executed_nodes: int = Field(default=1, ge=1, le=1_000_000)
+    """Judge only after at least this many nodes finished."""
+
+
+class Abort(ApiModel):
+    """When to stop a rollout, and what to do then."""
+
+    criteria: list[AbortCriterion] = Field(default_factory=list, max_length=8)
+    """Any matching criterion aborts the rollout."""
+    failure_handling_policy: Literal["Rollback", "Pause"] = "Rollback"
+    """On abort: Rollback (every node returns to the stable version) or Pause (leave nodes as they
+    are and wait for a person)."""
+
+
+class Window(ApiModel):
+    """When nodes may update (system-upgrade-controller's window); times in the node's zone."""
+
+    days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(
+        default_factory=list, max_length=7, json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    """Days the window opens; empty means every day."""
+    start_time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Opening time, `HH:MM` (24 h)."""
+    end_time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Closing time, `HH:MM`; earlier than startTime means the window spans midnight."""
+    time_zone: str = Field(default="", max_length=64)
+    """IANA zone such as `Europe/Berlin`; empty means the node's local zone."""
+
+    model_config = ConfigDict(json_schema_extra=x_validations(cel(
+        "self.startTime != self.endTime",
+        "window startTime and endTime must differ (for a window open all day, omit window)",
+    )))
+
+
+class Delivery(ApiModel):
+    """How bytes reach the node."""
+
+    delta: Literal["Preferred", "Required", "Off"] = "Preferred"
+    """Use deltas against what the node holds: Preferred, Required (never a full download) or
+    Off."""
+    metered: Literal["Wait", "DeltaOnly", "Allow"] = "Wait"
+    """On a metered link: Wait for an unmetered one, fetch DeltaOnly, or Allow everything."""
+    max_bandwidth: str = Field(default="", pattern=r"^$|^[0-9]+(k|Ki|M|Mi|G|Gi)?$", max_length=16)
+    """Cap on download speed per node in bytes per second, e.g. `2Mi`; empty means no cap."""
+
+    model_config = ConfigDict(json_schema_extra=x_validations(cel(
+        "self.delta != 'Off' || self.metered != 'DeltaOnly'",
+        "metered: DeltaOnly needs deltas: set delta to Preferred or Required, or metered to Wait"
+        " or Allow",
+    )))
+
+
+class UpdatePolicy(ApiModel):
+    """When and how nodes may take the update."""
+
+    window: Window | None = None
+    """Maintenance window; omit to update at any time."""
+    delivery: Delivery = defaulted(Delivery)
+    """Network and delta policy."""
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a ModelDeployment."""
+
+    model: ModelRef
+    """Which model and release."""
+    node_selector: LabelSelector = defaulted(LabelSelector)
+    """Nodes (by Node labels) that run this model; empty selects every node with an agent."""
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    """When models on a node compete for memory, higher priority fits first; lower ones get a
+    smaller variant or none."""
+    selection: SelectionPolicy = defaulted(SelectionPolicy)
+    """How a variant is chosen for each node."""
+    strategy: Strategy = defaulted(Strategy)
+    """How the rollout proceeds over nodes."""
+    health_gate: HealthGate = defaulted(HealthGate)
+    """What makes a node healthy on the new version."""
+    abort: Abort = defaulted(Abort)
+    """When to stop and roll back."""
+    update_policy: UpdatePolicy = defaulted(UpdatePolicy)
+    """When and how nodes take the update."""
+    paused: bool = False
+    """Freeze the rollout where it is: no new nodes are asked to update."""
+
+
+
+class NodeReport(ApiModel):
+    """One node worth a look: failing, stuck or rolled back."""
+
+    node: str = Field(max_length=253)
+    """Node name."""
+    phase: str = Field(max_length=32)
+    """The node's phase for this model."""
+    reason: str = Field(default="", max_length=128)
+    """CamelCase reason."""
+    message: str = Field(default="", max_length=1024)
+    """What went wrong and what to do."""
+
+
+class VariantCount(ApiModel):
+    """How many nodes were given one variant."""
+
+    variant: str = Field(max_length=63)
+    """Variant name."""
+    nodes: int = Field(default=0, ge=0)
+    """Number of nodes."""
+
+
+class PhaseCounts(ApiModel):
+    """Nodes by rollout outcome (Azure ADU's Targeted/Applied/Succeeded/Failed)."""
+
+    targeted: int = Field(default=0, ge=0)
+    """Nodes selected by nodeSelector."""
+    applied: int = Field(default=0, ge=0)
+    """Nodes asked to run the target version."""
+    succeeded: int = Field(default=0, ge=0)
+    """Nodes Ready on the target version."""
+    failed: int = Field(default=0, ge=0)
+    """Nodes Failed or TimedOut on the target version."""
+    pending: int = Field(default=0, ge=0)
+    """Nodes not yet asked, or working on it."""
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int = Field(default=0, ge=0)
+    """The metadata.generation the operator last acted on."""
+    phase: Literal[
+        "", "Pending", "Progressing", "Paused", "Ready", "Degraded", "RolledBack", "Failed"
+    ] = ""
+    """One word for people: Pending, Progressing, Paused, Ready, Degraded, RolledBack or Failed."""
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=16, json_schema_extra=CONDITIONS_LIST
+    )
+    """Ready, Progressing, Degraded, Reconciling and Stalled, with reasons."""
+    stable_version: str = Field(default="", max_length=128)
+    """The version every node falls back to: the last one that completed."""
+    target_version: str = Field(default="", max_length=128)
+    """The version being rolled out."""
+    current_step_index: int = Field(default=0, ge=0)
+    """Index of the step in progress (equal to the number of steps when all are done)."""
+    step_started_at: str = Field(default="", max_length=64)
+    """When the current step began (RFC 3339), for pauses with a duration."""
+    counts: PhaseCounts = Field(default_factory=PhaseCounts)
+    """Nodes by outcome."""
+    variants: list[VariantCount] = Field(default_factory=list, max_length=64)
+    """Nodes by chosen variant."""
+    bytes_fetched: int = Field(default=0, ge=0)
+    """Bytes downloaded across the fleet for the target version."""
+    bytes_reused: int = Field(default=0, ge=0)
+    """Bytes taken from files the nodes already held (what deltas saved)."""
+    worst_nodes: list[NodeReport] = Field(default_factory=list, max_length=10)
+    """Up to ten failing or stuck nodes with reasons."""
+    message: str = Field(default="", max_length=4096)
+    """Summary for people."""
+
+
+class ModelDeployment(ApiModel):
+    """A model rolled out to edge nodes, one variant per node."""
+
+    api_version: Literal["edgerollout.dev/v1alpha1"] = "edgerollout.dev/v1alpha1"
+    kind: Literal["ModelDeployment"] = "ModelDeployment"
+    metadata: dict[str, object] = Field(default_factory=dict)
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus = Field(default_factory=ModelDeploymentStatus)

@@ -171,5 +171,8 @@ class Condition(ApiModel):
     """A sentence for people: what happened and what to do."""
 
 
-CONDITIONS_LIST = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+CONDITIONS_LIST: dict[str, Any] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+}
 """List markers for `conditions`: one entry per type, merged by type under server-side apply."""

@@ -39,10 +39,16 @@ class CrdInfo:
 
 def _ready_columns() -> tuple[dict[str, Any], ...]:
     return (
-        {"name": "Ready", "type": "string",
-         "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-        {"name": "Reason", "type": "string",
-         "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+        },
     )
 
 
@@ -63,10 +69,18 @@ KINDS: tuple[CrdInfo, ...] = (
             {"name": "Succeeded", "type": "integer", "jsonPath": ".status.counts.succeeded"},
             {"name": "Targeted", "type": "integer", "jsonPath": ".status.counts.targeted"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-            {"name": "Step", "type": "integer", "jsonPath": ".status.currentStepIndex",
-             "priority": 1},
-            {"name": "Stable", "type": "string", "jsonPath": ".status.stableVersion",
-             "priority": 1},
+            {
+                "name": "Step",
+                "type": "integer",
+                "jsonPath": ".status.currentStepIndex",
+                "priority": 1,
+            },
+            {
+                "name": "Stable",
+                "type": "string",
+                "jsonPath": ".status.stableVersion",
+                "priority": 1,
+            },
             {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
         ),
     ),
@@ -80,13 +94,20 @@ KINDS: tuple[CrdInfo, ...] = (
         description="An edge node: the models the operator wants on it and what its agent reports.",
         columns=(
             {"name": "Arch", "type": "string", "jsonPath": ".status.hardware.arch"},
-            {"name": "Accelerator", "type": "string",
-             "jsonPath": ".status.hardware.accelerators[0].class"},
+            {
+                "name": "Accelerator",
+                "type": "string",
+                "jsonPath": ".status.hardware.accelerators[0].class",
+            },
             *_ready_columns(),
             {"name": "Heartbeat", "type": "date", "jsonPath": ".status.heartbeatTime"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-            {"name": "Memory", "type": "integer", "jsonPath": ".status.hardware.memoryBytes",
-             "priority": 1},
+            {
+                "name": "Memory",
+                "type": "integer",
+                "jsonPath": ".status.hardware.memoryBytes",
+                "priority": 1,
+            },
         ),
     ),
 )
@@ -115,14 +136,16 @@ def render_crd(info: CrdInfo) -> Schema:
                 "categories": ["edge-rollout"],
             },
             "scope": info.scope,
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": list(info.columns),
-                "schema": {"openAPIV3Schema": object_schema(info)},
-            }],
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": list(info.columns),
+                    "schema": {"openAPIV3Schema": object_schema(info)},
+                }
+            ],
         },
     }
 
@@ -139,7 +162,10 @@ def object_schema(info: CrdInfo) -> Schema:
         "type": "object",
         "description": info.description,
         "properties": {
-            "apiVersion": {"type": "string", "description": "API version: edgerollout.dev/v1alpha1."},
+            "apiVersion": {
+                "type": "string",
+                "description": "API version: edgerollout.dev/v1alpha1.",
+            },
             "kind": {"type": "string", "description": f"Kind: {info.kind}."},
             "metadata": {"type": "object"},
             "spec": spec,

@@ -22,7 +22,9 @@ ModelPhase = Literal[
 class DesiredModel(ApiModel):
     """One model the operator wants on this node."""
 
-    name: str = Field(max_length=317, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    name: str = Field(
+        max_length=317, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
     """Key of the entry: `<namespace>/<modeldeployment>`."""
     model: str = Field(max_length=63)
     """Model name in the store."""

@@ -23,7 +23,9 @@ from edge_rollout.api.common import (
     x_validations,
 )
 
-Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$")]
+Name = Annotated[
+    str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$")
+]
 Precision = Literal["fp32", "fp16", "int8"]
 AcceleratorClass = Literal["npu", "gpu", "cpu"]
 
@@ -51,10 +53,15 @@ class StoreRef(ApiModel):
 class ModelRef(ApiModel):
     """The model and the release of it to run."""
 
-    name: Name = Field(json_schema_extra=x_validations(cel(
-        "self == oldSelf",
-        "model.name cannot change after creation: create a new ModelDeployment for another model",
-    )))
+    name: Name = Field(
+        json_schema_extra=x_validations(
+            cel(
+                "self == oldSelf",
+                "model.name cannot change after creation: create a new ModelDeployment"
+                " for another model",
+            )
+        )
+    )
     """Model name in the store (`models/<name>/…`). Immutable."""
     version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
     """Release version to roll out, e.g. `1.4.0`. Changing it starts a rollout."""
@@ -78,7 +85,9 @@ class SelectionPolicy(ApiModel):
     """What decides between variants that fit: the best agreement with fp32 (quality), the lowest
     measured latency (latency), or the smallest memory and download (size)."""
     allowed_precisions: list[Precision] = Field(
-        default_factory=lambda: ["fp32", "fp16", "int8"], min_length=1, max_length=3,
+        default_factory=lambda: list[Precision](["fp32", "fp16", "int8"]),
+        min_length=1,
+        max_length=3,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     """Precisions that may be used at all."""
@@ -89,7 +98,9 @@ class SelectionPolicy(ApiModel):
     pins: list[VariantPin] = Field(default_factory=list, max_length=32)
     """Variants forced on nodes by label; the first matching pin wins."""
     allowed_variants: list[Name] = Field(
-        default_factory=list, max_length=32, json_schema_extra={"x-kubernetes-list-type": "set"},
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     """If set, only these variants of the release may be chosen."""
 
@@ -113,11 +124,15 @@ class Step(ApiModel):
     pause: Pause | None = None
     """Wait before the next step."""
 
-    model_config = ConfigDict(json_schema_extra=x_validations(cel(
-        "[has(self.setNodePercent), has(self.setNodeCount), has(self.pause)]"
-        ".filter(x, x).size() == 1",
-        "each step sets exactly one of setNodePercent, setNodeCount or pause",
-    )))
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel(
+                "[has(self.setNodePercent), has(self.setNodeCount), has(self.pause)]"
+                ".filter(x, x).size() == 1",
+                "each step sets exactly one of setNodePercent, setNodeCount or pause",
+            )
+        )
+    )
 
 
 class Strategy(ApiModel):
@@ -126,12 +141,15 @@ class Strategy(ApiModel):
     canary_selector: LabelSelector | None = None
     """Nodes that go first, before any other node, e.g. `matchLabels: {ring: canary}`."""
     steps: list[Step] = Field(
-        default_factory=list, max_length=64,
-        json_schema_extra=x_validations(cel(
-            "self.all(s, !has(s.name) || self.filter(t, has(t.name) && t.name == s.name)"
-            ".size() == 1)",
-            "step names must be unique: rename or remove the duplicate step",
-        )),
+        default_factory=list,
+        max_length=64,
+        json_schema_extra=x_validations(
+            cel(
+                "self.all(s, !has(s.name) || self.filter(t, has(t.name) && t.name == s.name)"
+                ".size() == 1)",
+                "step names must be unique: rename or remove the duplicate step",
+            )
+        ),
     )
     """Steps in order; after the last one every selected node gets the new version.
     Empty means all nodes at once, limited by maxUnavailable."""
@@ -180,7 +198,9 @@ class Window(ApiModel):
     """When nodes may update (system-upgrade-controller's window); times in the node's zone."""
 
     days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(
-        default_factory=list, max_length=7, json_schema_extra={"x-kubernetes-list-type": "set"},
+        default_factory=list,
+        max_length=7,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     """Days the window opens; empty means every day."""
     start_time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -190,10 +210,14 @@ class Window(ApiModel):
     time_zone: str = Field(default="", max_length=64)
     """IANA zone such as `Europe/Berlin`; empty means the node's local zone."""
 
-    model_config = ConfigDict(json_schema_extra=x_validations(cel(
-        "self.startTime != self.endTime",
-        "window startTime and endTime must differ (for a window open all day, omit window)",
-    )))
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel(
+                "self.startTime != self.endTime",
+                "window startTime and endTime must differ (for a window open all day, omit window)",
+            )
+        )
+    )
 
 
 class Delivery(ApiModel):
@@ -207,11 +231,15 @@ class Delivery(ApiModel):
     max_bandwidth: str = Field(default="", pattern=r"^$|^[0-9]+(k|Ki|M|Mi|G|Gi)?$", max_length=16)
     """Cap on download speed per node in bytes per second, e.g. `2Mi`; empty means no cap."""
 
-    model_config = ConfigDict(json_schema_extra=x_validations(cel(
-        "self.delta != 'Off' || self.metered != 'DeltaOnly'",
-        "metered: DeltaOnly needs deltas: set delta to Preferred or Required, or metered to Wait"
-        " or Allow",
-    )))
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel(
+                "self.delta != 'Off' || self.metered != 'DeltaOnly'",
+                "metered: DeltaOnly needs deltas: set delta to Preferred or Required,"
+                " or metered to Wait or Allow",
+            )
+        )
+    )
 
 
 class UpdatePolicy(ApiModel):
@@ -245,7 +273,6 @@ class ModelDeploymentSpec(ApiModel):
     """When and how nodes take the update."""
     paused: bool = False
     """Freeze the rollout where it is: no new nodes are asked to update."""
-
 
 
 class NodeReport(ApiModel):

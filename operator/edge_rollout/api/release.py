@@ -7,14 +7,14 @@ manifests). Pure data, no I/O.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
 from edge_rollout.api.common import ApiModel
 from edge_rollout.api.modeldeployment import AcceleratorClass, Precision
 
-STORE_FORMAT = "edgerollout.dev/store/v1"
+STORE_FORMAT: Final = "edgerollout.dev/store/v1"
 
 
 class Requirements(ApiModel):
@@ -71,6 +71,12 @@ class VariantEntry(ApiModel):
     """What a node needs."""
     measurements: Measurements
     """What was measured."""
+    manifest_size: int = Field(default=0, ge=0)
+    """Stored (compressed) size of the manifest object, for download accounting."""
+    file_digest: str = Field(default="", pattern=r"^$|^sha256:[0-9a-f]{64}$")
+    """`sha256:<hex>` of the assembled model file (also in the manifest)."""
+    download_bytes: int = Field(default=0, ge=0)
+    """Stored bytes of all chunks: what a node without any earlier version downloads."""
 
 
 class Release(ApiModel):
@@ -86,6 +92,8 @@ class Release(ApiModel):
     """When it was published (RFC 3339)."""
     variants: list[VariantEntry] = Field(min_length=1)
     """The variants, one per kind of hardware."""
+    previous_version: str = Field(default="", max_length=128)
+    """The release that tensor deltas in this release's manifests are computed against."""
 
     def variant(self, name: str) -> VariantEntry | None:
         """The variant called `name`, if the release has it."""

@@ -10,9 +10,7 @@ import importlib
 import sys
 from collections.abc import Callable
 
-SUBCOMMAND_MODULES = (
-    "edge_rollout.controller.run",
-)
+SUBCOMMAND_MODULES = ("edge_rollout.controller.run",)
 """Modules that add subcommands; each has `register(subparsers)`."""
 
 

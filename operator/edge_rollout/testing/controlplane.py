@@ -38,8 +38,9 @@ def binaries_dir() -> Path:
     override = os.environ.get("EDGE_ROLLOUT_BIN_DIR")
     if override:
         return Path(override)
-    result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise ControlPlaneError(f"{BUILD_SCRIPT} failed:\n{result.stderr[-4000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
@@ -86,8 +87,9 @@ class ControlPlane:
         etcd_port = free_port()
         self._spawn("etcd", etcd_args(self.bin_dir, self.workdir, etcd_port, free_port()))
         self.port = free_port()
-        self._spawn("kube-apiserver", apiserver_args(self.bin_dir, self.workdir, etcd_port,
-                                                      self.port))
+        self._spawn(
+            "kube-apiserver", apiserver_args(self.bin_dir, self.workdir, etcd_port, self.port)
+        )
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -103,8 +105,13 @@ class ControlPlane:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         self.processes.append(proc)
 
@@ -116,13 +123,16 @@ class ControlPlane:
         while time.monotonic() < deadline:
             for proc in self.processes:
                 if proc.poll() is not None:
-                    raise ControlPlaneError(f"{proc.args[0]} exited with {proc.returncode}; "
-                                            f"see the logs in {self.workdir}")
+                    raise ControlPlaneError(
+                        f"control-plane process {proc.pid} exited with {proc.returncode}; "
+                        f"see etcd.log and kube-apiserver.log in {self.workdir}"
+                    )
             if self._ready(context):
                 return
             time.sleep(0.3)
-        raise ControlPlaneError(f"kube-apiserver not ready after {timeout:.0f}s; "
-                                f"see {self.workdir}/kube-apiserver.log")
+        raise ControlPlaneError(
+            f"kube-apiserver not ready after {timeout:.0f}s; see {self.workdir}/kube-apiserver.log"
+        )
 
     def _ready(self, context: ssl.SSLContext) -> bool:
         token = {"Authorization": "Bearer edge-rollout-admin"}
@@ -178,25 +188,38 @@ def _kill_group(pid: int) -> None:
 
 def etcd_args(bin_dir: Path, workdir: Path, client_port: int, peer_port: int) -> list[str]:
     client = f"http://127.0.0.1:{client_port}"
-    return [str(bin_dir / "etcd"), f"--data-dir={workdir / 'etcd'}", f"--listen-client-urls={client}",
-            f"--advertise-client-urls={client}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-            f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
-            "--unsafe-no-fsync", "--log-level=warn"]
+    return [
+        str(bin_dir / "etcd"),
+        f"--data-dir={workdir / 'etcd'}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+        f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+        f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
+        "--unsafe-no-fsync",
+        "--log-level=warn",
+    ]
 
 
 def apiserver_args(bin_dir: Path, workdir: Path, etcd_port: int, port: int) -> list[str]:
     return [
-        str(bin_dir / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
-        f"--cert-dir={workdir / 'serving'}", f"--client-ca-file={workdir / 'ca.crt'}",
+        str(bin_dir / "kube-apiserver"),
+        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={workdir / 'serving'}",
+        f"--client-ca-file={workdir / 'ca.crt'}",
         f"--token-auth-file={workdir / 'tokens.csv'}",
-        "--authorization-mode=RBAC", "--service-account-issuer=https://kubernetes.default.svc",
+        "--authorization-mode=RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc",
         f"--service-account-key-file={workdir / 'sa.pub'}",
         f"--service-account-signing-key-file={workdir / 'sa.key'}",
-        "--service-cluster-ip-range=10.0.0.0/24", "--disable-admission-plugins=ServiceAccount",
-        "--allow-privileged=true", "--profiling=false", "--v=1",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--disable-admission-plugins=ServiceAccount",
+        "--allow-privileged=true",
+        "--profiling=false",
+        "--v=1",
     ]
 
 
@@ -210,8 +233,12 @@ def write_certificates(workdir: Path) -> None:
     _write_pem(workdir / "admin.crt", admin_cert.public_bytes(serialization.Encoding.PEM))
     _write_pem(workdir / "admin.key", _private_pem(admin_key))
     _write_pem(workdir / "sa.key", _private_pem(sa_key))
-    _write_pem(workdir / "sa.pub", sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    _write_pem(
+        workdir / "sa.pub",
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
     (workdir / "tokens.csv").write_text('edge-rollout-admin,admin-token,1,"system:masters"\n')
 
 
@@ -223,13 +250,30 @@ def write_kubeconfig(workdir: Path, url: str) -> None:
         return base64.b64encode((workdir / name).read_bytes()).decode()
 
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "edge-rollout",
-        "clusters": [{"name": "edge-rollout", "cluster": {
-            "server": url, "certificate-authority-data": b64("serving/apiserver.crt")}}],
-        "users": [{"name": "admin", "user": {
-            "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
-        "contexts": [{"name": "edge-rollout",
-                      "context": {"cluster": "edge-rollout", "user": "admin"}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "edge-rollout",
+        "clusters": [
+            {
+                "name": "edge-rollout",
+                "cluster": {
+                    "server": url,
+                    "certificate-authority-data": b64("serving/apiserver.crt"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": b64("admin.crt"),
+                    "client-key-data": b64("admin.key"),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "edge-rollout", "context": {"cluster": "edge-rollout", "user": "admin"}}
+        ],
     }
     path = workdir / "kubeconfig"
     path.write_text(json.dumps(config, indent=2))
@@ -250,30 +294,47 @@ def _name(common: str, org: str | None = None) -> x509.Name:
 def _self_signed_ca() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = _rsa_key()
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(_name("edge-rollout-test-ca"))
-            .issuer_name(_name("edge-rollout-test-ca")).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("edge-rollout-test-ca"))
+        .issuer_name(_name("edge-rollout-test-ca"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return key, cert
 
 
-def _sign(ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, key: rsa.RSAPrivateKey,
-          user: str, group: str) -> x509.Certificate:
+def _sign(
+    ca_key: rsa.RSAPrivateKey,
+    ca_cert: x509.Certificate,
+    key: rsa.RSAPrivateKey,
+    user: str,
+    group: str,
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
-    return (x509.CertificateBuilder().subject_name(_name(user, group))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(user, group))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
 
 
 def _private_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _write_pem(path: Path, data: bytes) -> None:

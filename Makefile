@@ -1,0 +1,95 @@
+# edge-rollout developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+CLUSTER_DIR ?= .cluster
+PYTEST_ARGS ?=
+
+##@ Setup
+
+.PHONY: setup
+setup: $(STAMP) debian-packages binaries ## Everything the demo and tests need (cached)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+.PHONY: debian-packages
+debian-packages: ## Debian packages (nginx, zstd, delta tools) if missing
+	@bash hack/install-debian-packages.sh
+
+.PHONY: binaries
+binaries: ## kube-apiserver, etcd, kubectl, helm built from the Go module proxy (cached by version)
+	@bash hack/build-binaries.sh >/dev/null
+
+##@ Run
+
+.PHONY: demo
+demo: setup ## The demo: control plane, operator, a ModelDeployment rolling out
+	$(BIN)/python hack/demo.py
+
+.PHONY: cluster-up
+cluster-up: setup ## Start etcd + kube-apiserver on loopback; prints the KUBECONFIG to export
+	@$(BIN)/python -m edge_rollout.testing.controlplane up $(CLUSTER_DIR)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the control plane started by cluster-up
+	@$(BIN)/python -m edge_rollout.testing.controlplane down $(CLUSTER_DIR)
+
+##@ Test
+
+.PHONY: test
+test: setup lint ## Lint, then unit, integration and e2e tests (what CI runs)
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: setup ## Unit tests only (pure, fast)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: setup ## Integration tests against a real apiserver and nginx
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: setup ## The README demo, end to end
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: setup ## ruff, mypy (strict) and import-linter contracts
+	$(BIN)/ruff check operator edge-agent tests bench hack
+	$(BIN)/ruff format --check operator edge-agent tests bench hack
+	$(BIN)/mypy operator/edge_rollout edge-agent/edge_rollout_agent tests
+	$(BIN)/lint-imports
+
+.PHONY: fmt
+fmt: setup ## Format and fix what ruff can
+	$(BIN)/ruff format operator edge-agent tests bench hack
+	$(BIN)/ruff check --fix operator edge-agent tests bench hack
+
+##@ Generate
+
+.PHONY: generate
+generate: setup ## Render crds/, the chart's CRDs and docs/reference/crds.md from the API models
+	$(BIN)/python -m edge_rollout.cli.generate .
+
+##@ Other
+
+.PHONY: bench
+bench: setup ## Benchmarks with figures (not part of test)
+	@for b in bench/*/run.py; do [ -f "$$b" ] && $(BIN)/python "$$b"; done
+
+.PHONY: clean
+clean: cluster-down ## Remove the venv and local state (the binary cache stays)
+	rm -rf $(VENV) $(CLUSTER_DIR) .demo .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: help
+help: ## This list
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)

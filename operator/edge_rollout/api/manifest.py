@@ -1,0 +1,195 @@
+"""The variant manifest: one model file (plus external data files) as ordered chunk lists.
+
+Stored zstd-compressed at `manifests/sha256/<hex>`, named by the sha256 of its plain JSON bytes and
+covered by the signed release index through `VariantEntry.manifest_digest`. Pure data: no I/O, no
+hashing, no compression (see `edge_rollout.store.codec` for that).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from edge_rollout.api.common import ApiModel
+
+MANIFEST_FORMAT = "edgerollout.dev/manifest/v1"
+HEX_DIGEST_PATTERN = r"^[0-9a-f]{64}$"
+
+HexDigest = Annotated[str, Field(pattern=HEX_DIGEST_PATTERN, min_length=64, max_length=64)]
+"""A bare sha256 in lower-case hex: the only thing ever used to build an object path."""
+
+FILE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$"
+"""A file name inside the variant directory: no `/`, no leading dot, so never `..`."""
+
+DeltaEncoding = Literal["sub-zigzag-planes", "xor-planes"]
+"""How a tensor delta was made from the base tensor's raw values (see docs/store-format.md)."""
+
+
+class ChunkRef(ApiModel):
+    """One chunk of a file, in file order."""
+
+    digest: HexDigest
+    """sha256 of the plain chunk bytes; the object is `chunks/sha256/<digest>` (zstd)."""
+    size: int = Field(ge=0)
+    """Plain size in bytes."""
+    stored: int = Field(ge=0)
+    """Size of the stored (compressed) object: what a download of it costs."""
+
+
+class TensorDelta(ApiModel):
+    """A lossless delta that rebuilds one tensor from the same tensor of an earlier release."""
+
+    base: HexDigest
+    """sha256 of the base tensor's raw bytes (found in the manifest of the version a node holds)."""
+    base_version: str = Field(default="", max_length=128)
+    """The release the base comes from (informational; `base` is what must match)."""
+    encoding: DeltaEncoding
+    """How the residual was computed and regrouped."""
+    item_size: int = Field(ge=1, le=8)
+    """Bytes per value (1, 2, 4 or 8) the residual was computed on."""
+    blob: ChunkRef
+    """The residual bytes, stored like a chunk (`chunks/sha256/<digest>`)."""
+
+
+class TensorRange(ApiModel):
+    """Where one initializer's raw values sit, expressed in chunks of its file."""
+
+    name: str = Field(max_length=1024)
+    """Initializer name in the ONNX graph."""
+    dtype: str = Field(max_length=16)
+    """numpy dtype name of the raw values, e.g. `float32`, `int8`."""
+    first_chunk: int = Field(ge=0)
+    """Index of the first chunk holding the tensor (chunks start exactly at the tensor)."""
+    chunk_count: int = Field(ge=1)
+    """Number of chunks holding exactly the tensor's bytes."""
+    digest: HexDigest
+    """sha256 of the tensor's raw bytes (a delta's result is verified against it)."""
+    deltas: list[TensorDelta] = Field(default_factory=list, max_length=4)
+    """Optional deltas, each only present when smaller than the tensor's chunks."""
+
+
+class FileEntry(ApiModel):
+    """One file of the variant: the model itself, or an external-data file next to it."""
+
+    path: str = Field(pattern=FILE_PATH_PATTERN)
+    """File name in the model directory (`model.onnx`, `weights.bin`)."""
+    size: int = Field(ge=0)
+    """Size in bytes."""
+    digest: HexDigest
+    """sha256 of the whole file."""
+    chunks: list[ChunkRef] = Field(default_factory=list)
+    """The chunks in order; their concatenation is the file."""
+    tensors: list[TensorRange] = Field(default_factory=list)
+    """Tensors the chunking was aligned to (large initializers only)."""
+
+
+class TensorInfo(ApiModel):
+    """An input or output of the graph."""
+
+    name: str = Field(max_length=1024)
+    """Name in the graph."""
+    dtype: str = Field(max_length=16)
+    """numpy dtype name, e.g. `float32`, `int32`."""
+    shape: list[int | str] = Field(default_factory=list)
+    """Dimensions; symbolic ones are names."""
+
+
+class OnnxFacts(ApiModel):
+    """Facts read from the ONNX file at publish time."""
+
+    ir_version: int = Field(default=0, ge=0)
+    """ONNX IR version."""
+    opsets: dict[str, int] = Field(default_factory=dict)
+    """Opset version per domain (`""` is the default domain)."""
+    producer: str = Field(default="", max_length=256)
+    """Producer name and version."""
+    inputs: list[TensorInfo] = Field(default_factory=list)
+    """Graph inputs (initializers excluded)."""
+    outputs: list[TensorInfo] = Field(default_factory=list)
+    """Graph outputs."""
+    external_data: list[str] = Field(default_factory=list)
+    """External data files the model refers to (also listed in `files`)."""
+
+
+class Tolerance(ApiModel):
+    """How close a node's outputs must be to the golden ones."""
+
+    rtol: float = Field(default=1e-3, ge=0.0)
+    """Relative tolerance per value."""
+    atol: float = Field(default=1e-4, ge=0.0)
+    """Absolute tolerance per value."""
+    min_cosine: float = Field(default=0.999, ge=-1.0, le=1.0)
+    """Lowest cosine similarity of each output to the golden output."""
+
+
+class GoldenRef(ApiModel):
+    """Golden input/output vectors for the agent's smoke test, stored as a blob."""
+
+    blob: ChunkRef
+    """A `GoldenVectors` JSON document stored like a chunk."""
+    cases: int = Field(ge=1, le=16)
+    """Number of input/output cases in the blob."""
+    tolerance: Tolerance = Field(default_factory=Tolerance)
+    """What counts as passing."""
+
+
+class Array(ApiModel):
+    """One numpy array, inline: dtype, shape and base64 of its little-endian C-order bytes."""
+
+    dtype: str = Field(max_length=16)
+    """numpy dtype name."""
+    shape: list[int]
+    """Concrete dimensions."""
+    data: str
+    """Base64 of the raw bytes."""
+
+
+class GoldenCase(ApiModel):
+    """One smoke-test case."""
+
+    inputs: dict[str, Array]
+    """Feed, by input name."""
+    outputs: dict[str, Array]
+    """Expected outputs of this variant, by output name."""
+
+
+class GoldenVectors(ApiModel):
+    """The content of a golden blob."""
+
+    format: Literal["edgerollout.dev/golden/v1"] = "edgerollout.dev/golden/v1"
+    """Blob format version."""
+    cases: list[GoldenCase] = Field(min_length=1, max_length=16)
+    """The cases."""
+
+
+class Manifest(ApiModel):
+    """`manifests/sha256/<hex>`: everything an agent needs to assemble and check one variant."""
+
+    format: Literal["edgerollout.dev/manifest/v1"] = MANIFEST_FORMAT
+    """Manifest format version."""
+    model: str = Field(min_length=1, max_length=63)
+    """Model name."""
+    version: str = Field(min_length=1, max_length=128)
+    """Release version."""
+    variant: str = Field(min_length=1, max_length=63)
+    """Variant name."""
+    files: list[FileEntry] = Field(min_length=1, max_length=64)
+    """The model file first, then its external data files."""
+    onnx: OnnxFacts = Field(default_factory=OnnxFacts)
+    """Facts about the model."""
+    golden: GoldenRef | None = None
+    """Smoke-test vectors, if the publisher stored any."""
+
+    @property
+    def main_file(self) -> FileEntry:
+        """The ONNX file itself."""
+        return self.files[0]
+
+    def blobs(self) -> list[ChunkRef]:
+        """Every object this manifest points at: chunks, delta residuals, golden vectors."""
+        refs = [c for f in self.files for c in f.chunks]
+        refs += [d.blob for f in self.files for t in f.tensors for d in t.deltas]
+        if self.golden is not None:
+            refs.append(self.golden.blob)
+        return refs

@@ -1,0 +1,59 @@
+"""Conditions in the metav1.Condition shape, as kstatus, Argo CD and Flux read them.
+
+Pure: takes `now`, never reads the clock; returns new lists, never mutates. Keeps
+`lastTransitionTime` when a condition's status does not change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from edge_rollout.api.common import Condition, ConditionStatus
+
+
+def rfc3339(moment: datetime) -> str:
+    """`2026-11-21T21:00:00Z`: seconds precision in UTC, as Kubernetes writes times.
+
+    Naive datetimes are taken as UTC.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: list[Condition],
+    *,
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """`conditions` with `type_` set; other types keep their place, a new type is appended.
+
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> c = set_condition([], type_="Ready", status="False", reason="Pending", message="",
+    ...                   generation=1, now=t)
+    >>> c[0].last_transition_time
+    '2026-01-01T00:00:00Z'
+    """
+    old = next((c for c in conditions if c.type == type_), None)
+    moved = old is None or old.status != status
+    new = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time=rfc3339(now) if moved or old is None else old.last_transition_time,
+    )
+    if old is None:
+        return [*conditions, new]
+    return [new if c.type == type_ else c for c in conditions]
+
+
+def find_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    """The condition of that type, if present."""
+    return next((c for c in conditions if c.type == type_), None)

@@ -1,0 +1,68 @@
+"""Test tiers by folder, and the real control plane shared by integration and e2e tests.
+
+`control_plane` starts etcd + kube-apiserver once per session (binaries cached by
+hack/build-binaries.sh); `crds_installed` applies crds/ and waits until they are Established.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_rollout.testing.controlplane import ControlPlane
+from tests.support import REPO, Kubectl
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A real kube-apiserver + etcd on loopback; KUBECONFIG points at it for the session."""
+    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"))
+    with plane:
+        previous = os.environ.get("KUBECONFIG")
+        os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+        try:
+            yield plane
+        finally:
+            if previous is None:
+                os.environ.pop("KUBECONFIG", None)
+            else:
+                os.environ["KUBECONFIG"] = previous
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: ControlPlane) -> Kubectl:
+    return Kubectl(control_plane)
+
+
+@pytest.fixture(scope="session")
+def crds_installed(kubectl: Kubectl) -> None:
+    """crds/ applied server-side and Established."""
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/modeldeployments.edgerollout.dev",
+        "crd/edgenodes.edgerollout.dev",
+    )
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> str:
+    """A fresh namespace per test (namespaces never finish deleting without a controller)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    return name

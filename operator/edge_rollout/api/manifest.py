@@ -166,7 +166,7 @@ class GoldenVectors(ApiModel):
 class Manifest(ApiModel):
     """`manifests/sha256/<hex>`: everything an agent needs to assemble and check one variant."""
 
-    format: Literal["edgerollout.dev/manifest/v1"] = MANIFEST_FORMAT
+    format: Literal["edgerollout.dev/manifest/v1"] = "edgerollout.dev/manifest/v1"
     """Manifest format version."""
     model: str = Field(min_length=1, max_length=63)
     """Model name."""

@@ -1,0 +1,111 @@
+"""Lossless per-tensor deltas: residuals of raw values against the same tensor of a base release.
+
+Pure: bytes in, bytes out. `residuals` computes the candidate residuals (integer difference with
+zigzag, or XOR, of the raw values seen as unsigned integers, bytes regrouped into planes by
+significance); `apply_delta` inverts one. Compression and the choice happen in the publisher;
+callers verify the result's digest. Must not compress, hash-check or do I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Encoding = Literal["sub-zigzag-planes", "xor-planes"]
+ENCODINGS: tuple[Encoding, ...] = ("sub-zigzag-planes", "xor-planes")
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_INT = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+UArray = npt.NDArray[np.unsignedinteger]
+"""Raw values seen as little-endian unsigned integers of the item size."""
+
+
+class DeltaError(ValueError):
+    """A delta cannot be made or applied (sizes differ, unknown encoding)."""
+
+
+def _check(base_len: int, data_len: int, item_size: int) -> None:
+    if item_size not in _UINT:
+        raise DeltaError(f"item size {item_size} is not 1, 2, 4 or 8")
+    if base_len != data_len or data_len % item_size:
+        raise DeltaError(
+            f"base has {base_len} bytes, target {data_len}: sizes must match and be a multiple"
+            f" of the item size {item_size}"
+        )
+
+
+def _values(data: bytes, item_size: int) -> UArray:
+    return np.frombuffer(data, dtype=np.dtype(_UINT[item_size]).newbyteorder("<"))
+
+
+def _to_planes(values: UArray, item_size: int) -> bytes:
+    raw = values.astype(values.dtype.newbyteorder("<"), copy=False).view(np.uint8)
+    return raw.reshape(-1, item_size).T.tobytes()
+
+
+def _from_planes(planes: bytes, item_size: int) -> UArray:
+    raw = np.frombuffer(planes, dtype=np.uint8).reshape(item_size, -1).T.copy()
+    return raw.view(np.dtype(_UINT[item_size]).newbyteorder("<")).reshape(-1)
+
+
+def _scalar(value: int, like: UArray) -> UArray:
+    return np.full(1, value, dtype=like.dtype)
+
+
+def _zigzag(d: UArray, item_size: int) -> UArray:
+    sign: UArray = (d.view(_INT[item_size]) >> (8 * item_size - 1)).view(_UINT[item_size])
+    shifted: UArray = np.left_shift(d, _scalar(1, d))
+    return shifted ^ sign
+
+
+def _unzigzag(z: UArray, item_size: int) -> UArray:
+    one = _scalar(1, z)
+    half: UArray = np.right_shift(z, one)
+    return half ^ (_scalar(0, z) - (z & one))
+
+
+def residual(base: bytes, data: bytes, item_size: int, encoding: Encoding) -> bytes:
+    """The residual of `data` against `base` in one encoding (same length as the inputs).
+
+    >>> residual(bytes([1, 2]), bytes([2, 0]), 1, "sub-zigzag-planes")
+    b'\\x02\\x03'
+    """
+    _check(len(base), len(data), item_size)
+    a, b = _values(base, item_size), _values(data, item_size)
+    if encoding == "xor-planes":
+        return _to_planes(a ^ b, item_size)
+    if encoding == "sub-zigzag-planes":
+        return _to_planes(_zigzag(b - a, item_size), item_size)
+    raise DeltaError(f"unknown delta encoding {encoding!r}")
+
+
+def residuals(base: bytes, data: bytes, item_size: int) -> dict[Encoding, bytes]:
+    """Every candidate residual, by encoding; the caller keeps the one that compresses best."""
+    return {enc: residual(base, data, item_size, enc) for enc in ENCODINGS}
+
+
+def apply_delta(base: bytes, res: bytes, item_size: int, encoding: Encoding) -> bytes:
+    """Rebuild the target bytes from `base` and a residual.
+
+    >>> apply_delta(bytes([1, 2]), b'\\x02\\x03', 1, "sub-zigzag-planes")
+    b'\\x02\\x00'
+    """
+    _check(len(base), len(res), item_size)
+    a, r = _values(base, item_size), _from_planes(res, item_size)
+    if encoding == "xor-planes":
+        out = a ^ r
+    elif encoding == "sub-zigzag-planes":
+        out = a + _unzigzag(r, item_size)
+    else:
+        raise DeltaError(f"unknown delta encoding {encoding!r}")
+    return out.astype(out.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def item_size_of(dtype: str) -> int:
+    """Bytes per value of a numpy dtype name (`float32` -> 4); 1 for anything unknown."""
+    try:
+        size = np.dtype(dtype).itemsize
+    except TypeError:
+        return 1
+    return size if size in _UINT else 1

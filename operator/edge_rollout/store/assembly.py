@@ -1,0 +1,102 @@
+"""Assembles a variant's files from a store, reusing chunks and tensors of a version already held.
+
+The reference implementation of a pull: plan with `core.diffing`, take held chunks by digest,
+rebuild changed tensors from deltas, fetch the rest through a verifying `StoreReader`, and check
+every tensor, chunk and file digest. Works in memory; must not write files (callers do, atomically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from edge_rollout.api.manifest import FileEntry, Manifest, TensorRange
+from edge_rollout.core import delta, diffing
+from edge_rollout.store import codec
+from edge_rollout.store.errors import VerificationError
+from edge_rollout.store.reader import StoreReader
+
+
+def _slices(entry: FileEntry, data: bytes) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    offset = 0
+    for c in entry.chunks:
+        out.setdefault(c.digest, data[offset : offset + c.size])
+        offset += c.size
+    return out
+
+
+def _tensor_bytes(entry: FileEntry, t: TensorRange, data: bytes) -> bytes:
+    start = sum(c.size for c in entry.chunks[: t.first_chunk])
+    size = sum(c.size for c in entry.chunks[t.first_chunk : t.first_chunk + t.chunk_count])
+    return data[start : start + size]
+
+
+def held_pools(
+    held: Manifest | None, files: Mapping[str, bytes]
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Chunks by digest and tensors by digest available from the files of a held version."""
+    chunks: dict[str, bytes] = {}
+    tensors: dict[str, bytes] = {}
+    for entry in held.files if held is not None else []:
+        data = files.get(entry.path)
+        if data is None or codec.sha256_hex(data) != entry.digest:
+            continue  # a missing or damaged held file is simply not a seed
+        chunks.update(_slices(entry, data))
+        tensors.update({t.digest: _tensor_bytes(entry, t, data) for t in entry.tensors})
+    return chunks, tensors
+
+
+def _apply(
+    reader: StoreReader, use: diffing.DeltaUse, m: Manifest, tensors: dict[str, bytes]
+) -> bytes:
+    entry = m.files[use.file]
+    t = entry.tensors[use.tensor]
+    residual = reader.fetch_chunk(use.delta.blob)
+    out = delta.apply_delta(
+        tensors[use.delta.base], residual, use.delta.item_size, use.delta.encoding
+    )
+    if codec.sha256_hex(out) != t.digest:
+        raise VerificationError(
+            f"{entry.path}:{t.name}",
+            "delta",
+            "the tensor rebuilt from its delta does not match the manifest's digest",
+            "The held base or the delta is damaged: pull the full chunks (delta: Off) and retry",
+        )
+    return out
+
+
+def assemble(
+    reader: StoreReader,
+    manifest: Manifest,
+    held: Manifest | None = None,
+    held_files: Mapping[str, bytes] | None = None,
+) -> tuple[dict[str, bytes], diffing.ManifestDiff]:
+    """Every file of `manifest`, by path, verified; and the plan that was followed."""
+    chunks, tensors = held_pools(held, held_files or {})
+    plan = diffing.diff_manifests(held, manifest)
+    for use in plan.deltas:
+        entry = manifest.files[use.file]
+        t = entry.tensors[use.tensor]
+        rebuilt = _apply(reader, use, manifest, tensors)
+        sub = FileEntry(
+            path=entry.path,
+            size=len(rebuilt),
+            digest=t.digest,
+            chunks=entry.chunks[t.first_chunk : t.first_chunk + t.chunk_count],
+        )
+        chunks.update({d: b for d, b in _slices(sub, rebuilt).items() if codec.sha256_hex(b) == d})
+    for ref in plan.fetch:
+        chunks.setdefault(ref.digest, reader.fetch_chunk(ref))
+    return {f.path: _join(f, chunks) for f in manifest.files}, plan
+
+
+def _join(entry: FileEntry, chunks: Mapping[str, bytes]) -> bytes:
+    data = b"".join(chunks[c.digest] for c in entry.chunks)
+    if len(data) != entry.size or codec.sha256_hex(data) != entry.digest:
+        raise VerificationError(
+            entry.path,
+            "digest",
+            "the assembled file does not match the manifest",
+            "A held chunk was damaged: retry without reusing held files",
+        )
+    return data

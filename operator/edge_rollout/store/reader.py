@@ -1,0 +1,178 @@
+"""The one store reader for operator and agent: fetches and verifies index, manifests and chunks.
+
+Every value it returns has been checked: the index against its detached ed25519 signature, a
+manifest against the digest the signed index gives, a chunk against the digest (and size) the
+manifest gives. Failures raise `StoreError` naming the file, the check and what to do. Must not
+write anything or trust any name it has not validated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+import pydantic
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge_rollout.api.manifest import ChunkRef, GoldenVectors, Manifest
+from edge_rollout.api.release import Release, VariantEntry
+from edge_rollout.store import codec, keys
+from edge_rollout.store.errors import StoreError, VerificationError
+from edge_rollout.store.transport import Transport, open_transport
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def index_path(model: str, version: str) -> str:
+    """`models/<model>/<version>/index.json`, refusing names that could leave the store."""
+    for what, value in (("model", model), ("version", version)):
+        if not NAME_PATTERN.fullmatch(value):
+            raise VerificationError(
+                value,
+                "name",
+                f"{what} name {value!r} is not a plain name",
+                f"Use letters, digits, '.', '_', '+' and '-' for the {what}",
+            )
+    return f"models/{model}/{version}/index.json"
+
+
+def _hex(digest: str, where: str) -> str:
+    hex_part = digest.removeprefix("sha256:")
+    if not codec.is_hex_digest(hex_part):
+        raise VerificationError(
+            where,
+            "name",
+            f"{digest[:80]!r} is not a sha256 digest (path-like or malformed name)",
+            "The store content is malformed or hostile; do not use this store",
+        )
+    return hex_part
+
+
+class StoreReader:
+    """Verified access to one store, trusting one public key."""
+
+    def __init__(self, transport: Transport, public_key: Ed25519PublicKey) -> None:
+        self.transport = transport
+        self.public_key = public_key
+
+    @classmethod
+    def open(
+        cls, url: str, public_key: str, *, ca_bundle: str | None = None, timeout: float = 30.0
+    ) -> StoreReader:
+        """A reader for a store URL and a public key (PEM or base64), as in a ModelDeployment."""
+        transport = open_transport(url, ca_bundle=ca_bundle, timeout=timeout)
+        return cls(transport, keys.load_public_key(public_key))
+
+    def _where(self, path: str) -> str:
+        return f"{self.transport.location}/{path}"
+
+    def fetch_release(self, model: str, version: str) -> Release:
+        """The signed release index of `model` at `version`."""
+        path = index_path(model, version)
+        data = self.transport.get(path)
+        sig = self.transport.get(path + ".sig")
+        if not keys.verify(self.public_key, data, sig):
+            raise VerificationError(
+                self._where(path),
+                "signature",
+                "index.json.sig is not a valid ed25519 signature of index.json by the given key",
+                "Check spec.model.store.publicKey; if it is right, the index was altered:"
+                " republish",
+            )
+        release = self._parse(Release, data, path)
+        if release.model != model or release.version != version:
+            raise VerificationError(
+                self._where(path),
+                "identity",
+                f"the index is for {release.model}@{release.version}",
+                "The index was copied to the wrong place; republish this version",
+            )
+        return release
+
+    def fetch_manifest(self, digest: str) -> Manifest:
+        """The manifest whose plain JSON has sha256 `digest` (`sha256:<hex>` or bare hex)."""
+        hex_digest = _hex(digest, "manifest digest")
+        path = codec.object_path("manifests", hex_digest)
+        manifest = self._parse(Manifest, self._fetch_verified(path, hex_digest, None), path)
+        for ref in manifest.blobs():  # pydantic checked the pattern; check again before use
+            _hex(ref.digest, self._where(path))
+        return manifest
+
+    def fetch_variant(self, release: Release, variant: str) -> tuple[VariantEntry, Manifest]:
+        """A variant's index entry and its verified manifest."""
+        entry = release.variant(variant)
+        if entry is None:
+            names = ", ".join(v.name for v in release.variants)
+            raise StoreError(
+                index_path(release.model, release.version),
+                "variant",
+                f"no variant {variant!r} (has {names})",
+                "Pick one of the listed variants",
+            )
+        return entry, self.fetch_manifest(entry.manifest_digest)
+
+    def fetch_chunk(self, ref: ChunkRef, prefix: bytes = b"") -> bytes:
+        """The plain bytes of a chunk (or delta residual, or golden blob), verified.
+
+        `prefix` is a partly downloaded stored object: only the rest is requested (HTTP Range).
+        """
+        hex_digest = _hex(ref.digest, "chunk digest")
+        path = codec.object_path("chunks", hex_digest)
+        return self._fetch_verified(path, hex_digest, ref.size, prefix)
+
+    def fetch_golden(self, manifest: Manifest) -> GoldenVectors | None:
+        """The smoke-test vectors of a variant, if it has any."""
+        if manifest.golden is None:
+            return None
+        data = self.fetch_chunk(manifest.golden.blob)
+        return self._parse(
+            GoldenVectors, data, codec.object_path("chunks", manifest.golden.blob.digest)
+        )
+
+    def _fetch_verified(
+        self, path: str, hex_digest: str, size: int | None, prefix: bytes = b""
+    ) -> bytes:
+        stored = self.transport.get(path, prefix)
+        try:
+            plain = codec.decompress(stored, size)
+        except Exception as exc:  # zstandard raises ZstdError and others for bad frames
+            raise VerificationError(
+                self._where(path),
+                "decompress",
+                f"not a complete zstd frame ({exc})",
+                "The object is truncated or corrupt: delete it from any cache and fetch again",
+            ) from exc
+        if size is not None and len(plain) != size:
+            raise VerificationError(
+                self._where(path),
+                "size",
+                f"{len(plain)} bytes, the manifest says {size}",
+                "The object is truncated or corrupt: fetch again or republish",
+            )
+        if codec.sha256_hex(plain) != hex_digest:
+            raise VerificationError(
+                self._where(path),
+                "digest",
+                "sha256 of the content does not match its name",
+                "The object was altered or corrupted: fetch again or republish",
+            )
+        return plain
+
+    def _parse(self, model: type[M], data: bytes, path: str) -> M:
+        try:
+            return model.model_validate_json(data)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise VerificationError(
+                self._where(path),
+                "schema",
+                f"invalid {model.__name__}: {where}: {first['msg']}",
+                "The file is malformed or from a newer format; upgrade or republish",
+            ) from exc
+
+
+ChunkSource = Callable[[ChunkRef], bytes]
+"""Where assembly takes a chunk's plain bytes from (the reader, or a local cache)."""

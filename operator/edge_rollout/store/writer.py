@@ -1,0 +1,127 @@
+"""Writes a directory store: content-addressed objects first, the signed index last, atomically.
+
+A release becomes visible only when its version directory (index.json + index.json.sig) is renamed
+into place, so a publish that fails half-way leaves only unreferenced objects behind. Publishing a
+version again with other content is refused. Must not verify what it did not write.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge_rollout.api.manifest import ChunkRef, Manifest
+from edge_rollout.api.release import Release
+from edge_rollout.store import codec, keys
+from edge_rollout.store.errors import StoreError
+from edge_rollout.store.reader import index_path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _release_identity(release: Release) -> list[tuple[str, str]]:
+    return sorted((v.name, v.manifest_digest) for v in release.variants)
+
+
+class DirectoryStore:
+    """A store rooted at a local directory (serve it with nginx, sync it to S3)."""
+
+    def __init__(self, root: Path, level: int = codec.ZSTD_LEVEL) -> None:
+        self.root = root
+        self.level = level
+
+    def check_writable(self) -> None:
+        """Refuse early (before any expensive work) when the store cannot be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+        except OSError as exc:
+            raise StoreError(
+                str(self.root),
+                "writable",
+                f"cannot write ({exc.strerror})",
+                "Pass --store a directory you can write to",
+            ) from exc
+
+    def put_blob(self, data: bytes) -> ChunkRef:
+        """Store a chunk, delta residual or golden blob; return its reference."""
+        digest = codec.sha256_hex(data)
+        path = self.root / codec.object_path("chunks", digest)
+        if not path.exists():
+            _write_atomic(path, codec.compress(data, self.level))
+        return ChunkRef(digest=digest, size=len(data), stored=path.stat().st_size)
+
+    def stored_size(self, data: bytes) -> int:
+        """What `put_blob(data)` would store, without storing it."""
+        path = self.root / codec.object_path("chunks", codec.sha256_hex(data))
+        return path.stat().st_size if path.exists() else len(codec.compress(data, self.level))
+
+    def put_manifest(self, manifest: Manifest) -> tuple[str, int]:
+        """Store a manifest; return `sha256:<hex>` of its plain JSON and its stored size."""
+        data = codec.canonical_json(manifest)
+        digest = codec.sha256_hex(data)
+        path = self.root / codec.object_path("manifests", digest)
+        if not path.exists():
+            _write_atomic(path, codec.compress(data, self.level))
+        return f"sha256:{digest}", path.stat().st_size
+
+    def published(self, model: str, version: str) -> Release | None:
+        """The index already published for this version, unverified (for conflict checks)."""
+        path = self.root / index_path(model, version)
+        return Release.model_validate_json(path.read_bytes()) if path.exists() else None
+
+    def versions(self, model: str) -> list[Release]:
+        """Every published release of a model, oldest first (by `created`)."""
+        base = self.root / "models" / model
+        found = [self.published(model, d.name) for d in base.iterdir()] if base.is_dir() else []
+        return sorted((r for r in found if r is not None), key=lambda r: (r.created, r.version))
+
+    def publish(self, release: Release, key: Ed25519PrivateKey) -> bool:
+        """Sign and make the release visible; False if the same content was already published."""
+        existing = self.published(release.model, release.version)
+        if existing is not None:
+            if _release_identity(existing) == _release_identity(release):
+                return False
+            raise StoreError(
+                str(self.root / index_path(release.model, release.version)),
+                "immutable",
+                "this version is already published with other content",
+                "Publish under a new version; published versions never change",
+            )
+        data = codec.canonical_json(release)
+        final = (self.root / index_path(release.model, release.version)).parent
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
+        _write_atomic(tmp / "index.json.sig", keys.sign(key, data))
+        _write_atomic(tmp / "index.json", data)
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            for child in tmp.iterdir():
+                child.unlink()
+            tmp.rmdir()
+            raise StoreError(
+                str(final),
+                "immutable",
+                f"cannot move the release into place ({exc.strerror})",
+                "Another publish of this version ran at the same time; check and retry",
+            ) from exc
+        return True

@@ -1,0 +1,174 @@
+"""Proof that a model runs here: load it with onnxruntime, run golden vectors, measure it.
+
+Picks the execution provider from the node's hardware and what onnxruntime really offers, falling
+back to CPU. Returns a `Check` (ok, or a CamelCase reason and a message); it must not activate,
+download or report anything, and it never raises for a bad model.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_rollout.api.manifest import Array, GoldenVectors, Tolerance
+
+CPU = "CPUExecutionProvider"
+ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of loading and testing one model file."""
+
+    ok: bool
+    reason: str = ""
+    """CamelCase on failure: LoadFailed, TestVectorMismatch, InferenceFailed, TestVectorsInvalid."""
+    message: str = ""
+    provider: str = ""
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    memory_bytes: int = 0
+
+
+def choose_providers(wanted: Sequence[str], available: Sequence[str]) -> list[str]:
+    """The node's providers (best first) that onnxruntime really has, always ending with CPU.
+
+    >>> choose_providers(["HailoExecutionProvider"], ["CPUExecutionProvider"])
+    ['CPUExecutionProvider']
+    """
+    chosen = [p for p in wanted if p in available and p != CPU]
+    return [*chosen, CPU]
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank; 0 for no samples."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    rank = max(1, int(np.ceil(q / 100.0 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def decode_array(array: Array) -> npt.NDArray[Any]:
+    """A numpy array from its inline form (little-endian, C order)."""
+    dtype = np.dtype(array.dtype).newbyteorder("<")
+    return np.frombuffer(base64.b64decode(array.data), dtype=dtype).reshape(array.shape)
+
+
+def compare(actual: npt.NDArray[Any], expected: npt.NDArray[Any], tol: Tolerance) -> str | None:
+    """Why `actual` is not close enough to `expected`, or None when it is."""
+    if actual.shape != expected.shape:
+        return f"shape {list(actual.shape)}, expected {list(expected.shape)}"
+    a, e = actual.astype(np.float64).ravel(), expected.astype(np.float64).ravel()
+    if not np.allclose(a, e, rtol=tol.rtol, atol=tol.atol, equal_nan=True):
+        worst = float(np.max(np.abs(a - e))) if a.size else 0.0
+        return f"max abs error {worst:.3g} beyond rtol={tol.rtol}, atol={tol.atol}"
+    norm = float(np.linalg.norm(a) * np.linalg.norm(e))
+    cosine = float(np.dot(a, e) / norm) if norm > 0 else 1.0
+    if cosine < tol.min_cosine:
+        return f"cosine {cosine:.6f} below {tol.min_cosine}"
+    return None
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux /proc/self/statm)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def synthetic_feed(session: Any) -> dict[str, npt.NDArray[Any]]:
+    """Zeros for every input (symbolic dimensions set to 1): a smoke run without vectors."""
+    feed = {}
+    for node in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in node.shape]
+        feed[node.name] = np.zeros(shape, dtype=ORT_TYPES.get(node.type, "float32"))
+    return feed
+
+
+def _load(model: Path, providers: list[str]) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(model), options, providers=providers)
+
+
+def _run_cases(session: Any, golden: GoldenVectors, tol: Tolerance) -> str | None:
+    names = [o.name for o in session.get_outputs()]
+    for index, case in enumerate(golden.cases):
+        feed = {k: decode_array(v) for k, v in case.inputs.items()}
+        results = dict(zip(names, session.run(None, feed), strict=True))
+        for name, want in case.outputs.items():
+            if name not in results:
+                return f"case {index}: the model has no output {name!r}"
+            problem = compare(np.asarray(results[name]), decode_array(want), tol)
+            if problem:
+                return f"case {index}, output {name!r}: {problem}"
+    return None
+
+
+def _time_runs(session: Any, feed: dict[str, npt.NDArray[Any]], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def check_model(
+    model: Path,
+    golden: GoldenVectors | None,
+    tolerance: Tolerance,
+    providers: list[str],
+    runs: int = 10,
+) -> Check:
+    """Load `model` on `providers`, run the golden cases, then time `runs` inferences."""
+    before = rss_bytes()
+    try:
+        session = _load(model, providers)
+    except Exception as exc:  # onnxruntime raises many types for a bad file
+        return Check(False, "LoadFailed", f"{model}: onnxruntime could not load it: {exc}")
+    provider = session.get_providers()[0]
+    try:
+        problem = _run_cases(session, golden, tolerance) if golden else None
+        feed = _first_feed(golden) if golden else synthetic_feed(session)
+        samples = _time_runs(session, feed, runs)
+    except Exception as exc:
+        return Check(False, "InferenceFailed", f"{model}: inference failed: {exc}", provider)
+    if problem:
+        return Check(False, "TestVectorMismatch", f"{model}: {problem}", provider)
+    memory = max(0, rss_bytes() - before)
+    return Check(True, "", "", provider, percentile(samples, 50), percentile(samples, 95), memory)
+
+
+def _first_feed(golden: GoldenVectors) -> dict[str, npt.NDArray[Any]]:
+    return {k: decode_array(v) for k, v in golden.cases[0].inputs.items()}
+
+
+def available_providers() -> list[str]:
+    """What onnxruntime offers in this process."""
+    import onnxruntime
+
+    return list(onnxruntime.get_available_providers())

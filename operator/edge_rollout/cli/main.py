@@ -10,7 +10,13 @@ import importlib
 import sys
 from collections.abc import Callable
 
-SUBCOMMAND_MODULES = ("edge_rollout.controller.run",)
+SUBCOMMAND_MODULES = (
+    "edge_rollout.controller.run",
+    "edge_rollout.cli.publish",
+    "edge_rollout.cli.keygen",
+    "edge_rollout.cli.store",
+    "edge_rollout.cli.diff",
+)
 """Modules that add subcommands; each has `register(subparsers)`."""
 
 

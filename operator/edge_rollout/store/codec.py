@@ -46,6 +46,8 @@ def decompress(stored: bytes, expected_size: int | None = None) -> bytes:
 def canonical_json(model: BaseModel) -> bytes:
     """Deterministic JSON of an API model: camelCase keys, sorted, no spaces, defaults omitted."""
     data = model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if "format" in type(model).model_fields:
+        data["format"] = model.model_dump(mode="json", include={"format"})["format"]
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 

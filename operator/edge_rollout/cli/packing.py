@@ -1,0 +1,176 @@
+"""Packs variant files into a directory store: chunks, per-tensor deltas, golden blobs, manifests.
+
+Calls `core.chunking` and `core.delta` on bytes the publisher gives it (with tensor ranges found by
+`cli.onnxmodel`), and writes content-addressed objects through `store.writer`. Must not sign or
+make a release visible (that is `DirectoryStore.publish`, last).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_rollout.api.manifest import (
+    Array,
+    ChunkRef,
+    FileEntry,
+    GoldenCase,
+    GoldenRef,
+    GoldenVectors,
+    TensorDelta,
+    TensorRange,
+    Tolerance,
+)
+from edge_rollout.core import chunking, delta
+from edge_rollout.store import codec
+from edge_rollout.store.writer import DirectoryStore
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Base:
+    """The same variant in the previous release: its tensors' bytes by name, its chunk digests."""
+
+    version: str
+    tensors: Mapping[str, bytes]
+    chunks: frozenset[str]
+
+
+def pack_file(
+    store: DirectoryStore,
+    path: str,
+    data: bytes,
+    spans: Sequence[chunking.TensorSpan],
+    base: Base | None = None,
+    progress: Progress | None = None,
+) -> FileEntry:
+    """Chunk one file into the store; add tensor deltas against `base` where they are smaller."""
+    cut = chunking.chunk_file(data, spans)
+    refs: list[ChunkRef] = []
+    for piece in cut.pieces:
+        refs.append(store.put_blob(data[piece.offset : piece.offset + piece.size]))
+        if progress is not None:
+            progress(piece.size)
+    tensors = [_tensor(store, t, data, refs, base) for t in cut.tensors]
+    return FileEntry(
+        path=path, size=len(data), digest=codec.sha256_hex(data), chunks=refs, tensors=tensors
+    )
+
+
+def _tensor(
+    store: DirectoryStore,
+    t: chunking.TensorPlacement,
+    data: bytes,
+    refs: list[ChunkRef],
+    base: Base | None,
+) -> TensorRange:
+    own = refs[t.first_chunk : t.first_chunk + t.chunk_count]
+    deltas: list[TensorDelta] = []
+    old = base.tensors.get(t.name) if base is not None else None
+    if base is not None and old is not None and codec.sha256_hex(old) != t.digest:
+        offset = sum(r.size for r in refs[: t.first_chunk])
+        new = data[offset : offset + sum(r.size for r in own)]
+        cost = sum(r.stored for r in own if r.digest not in base.chunks)
+        found = best_delta(store, old, new, t.dtype, cost)
+        if found is not None:
+            encoding, item_size, residual = found
+            deltas.append(
+                TensorDelta(
+                    base=codec.sha256_hex(old),
+                    base_version=base.version,
+                    encoding=encoding,
+                    item_size=item_size,
+                    blob=store.put_blob(residual),
+                )
+            )
+    return TensorRange(
+        name=t.name,
+        dtype=t.dtype,
+        first_chunk=t.first_chunk,
+        chunk_count=t.chunk_count,
+        digest=t.digest,
+        deltas=deltas,
+    )
+
+
+def best_delta(
+    store: DirectoryStore, old: bytes, new: bytes, dtype: str, cost: int
+) -> tuple[delta.Encoding, int, bytes] | None:
+    """The smallest verified residual of `new` against `old`, if it stores in under `cost` bytes."""
+    item_size = delta.item_size_of(dtype)
+    if len(old) != len(new) or len(new) % item_size:
+        return None
+    best: tuple[delta.Encoding, int, bytes] | None = None
+    best_size = cost
+    for encoding, residual in delta.residuals(old, new, item_size).items():
+        size = store.stored_size(residual)
+        if size < best_size and delta.apply_delta(old, residual, item_size, encoding) == new:
+            best, best_size = (encoding, item_size, residual), size
+    return best
+
+
+def tensor_bytes(entry: FileEntry, data: bytes) -> dict[str, bytes]:
+    """The raw bytes of every placed tensor of a file, by name (the base for the next release)."""
+    out: dict[str, bytes] = {}
+    starts = np.cumsum([0] + [c.size for c in entry.chunks])
+    for t in entry.tensors:
+        start, end = int(starts[t.first_chunk]), int(starts[t.first_chunk + t.chunk_count])
+        out[t.name] = data[start:end]
+    return out
+
+
+def _array(value: npt.NDArray[np.generic]) -> Array:
+    le = value.astype(value.dtype.newbyteorder("<"), copy=False)
+    return Array(
+        dtype=str(value.dtype),
+        shape=list(value.shape),
+        data=base64.b64encode(np.ascontiguousarray(le).tobytes()).decode(),
+    )
+
+
+def tolerance_for(
+    precision: str, outputs: Sequence[Mapping[str, npt.NDArray[np.generic]]]
+) -> Tolerance:
+    """Tolerances for the smoke test: looser for reduced precision, scaled by output magnitude."""
+    scale = max(
+        (
+            float(np.max(np.abs(v), initial=0.0))
+            for o in outputs
+            for v in o.values()
+            if v.dtype.kind == "f"
+        ),
+        default=1.0,
+    )
+    rel = 1e-3 if precision == "fp32" else 2e-2
+    return Tolerance(
+        rtol=rel, atol=rel * scale + 1e-6, min_cosine=0.9999 if precision == "fp32" else 0.995
+    )
+
+
+def pack_golden(
+    store: DirectoryStore,
+    precision: str,
+    inputs: Sequence[Mapping[str, npt.NDArray[np.generic]]],
+    outputs: Sequence[Mapping[str, npt.NDArray[np.generic]]],
+) -> GoldenRef:
+    """Store golden input/output vectors for the agent's smoke test."""
+    cases = [
+        GoldenCase(
+            inputs={k: _array(v) for k, v in i.items()},
+            outputs={k: _array(v) for k, v in o.items()},
+        )
+        for i, o in zip(inputs, outputs, strict=True)
+    ]
+    blob = store.put_blob(codec.canonical_json(GoldenVectors(cases=cases)))
+    return GoldenRef(blob=blob, cases=len(cases), tolerance=tolerance_for(precision, outputs))
+
+
+def decode_array(a: Array) -> npt.NDArray[np.generic]:
+    """A golden array back as numpy (for agents and tests)."""
+    raw = base64.b64decode(a.data)
+    return np.frombuffer(raw, dtype=np.dtype(a.dtype).newbyteorder("<")).reshape(a.shape)

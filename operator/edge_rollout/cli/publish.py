@@ -1,0 +1,294 @@
+"""`edge-rollout publish`: build, measure, chunk and sign the variants of one model release.
+
+Gathers (load the ONNX model, build fp16/int8, measure each in onnxruntime), packs (chunks, tensor
+deltas against the previous release, golden vectors, manifests), then makes the release visible
+with one atomic rename and prints a ModelDeployment. Must not touch a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import onnx
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from edge_rollout.api.manifest import FileEntry, Manifest, OnnxFacts
+from edge_rollout.api.modeldeployment import (
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelRef,
+    StoreRef,
+)
+from edge_rollout.api.release import Measurements, Release, Requirements, VariantEntry
+from edge_rollout.cli import measuring, onnxmodel, packing, variants
+from edge_rollout.store import assembly, keys
+from edge_rollout.store.errors import StoreError
+from edge_rollout.store.reader import StoreReader
+from edge_rollout.store.transport import FileTransport
+from edge_rollout.store.writer import DirectoryStore
+
+PRECISION = {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}
+REQUIREMENTS: dict[str, Requirements] = {
+    "fp32": Requirements(accelerator_class="cpu"),
+    "fp16": Requirements(
+        accelerator_class="gpu",
+        execution_providers=[
+            "CUDAExecutionProvider",
+            "TensorrtExecutionProvider",
+            "ROCMExecutionProvider",
+            "DmlExecutionProvider",
+            "CPUExecutionProvider",
+        ],
+    ),
+    "int8": Requirements(accelerator_class="cpu"),
+}
+"""Where each kind of variant is meant to run; the measured memory is added per variant."""
+MEMORY_MARGIN = 1.25
+NAME = re.compile(r"[a-z0-9]([-a-z0-9._]*[a-z0-9])?")
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class Built:
+    """One variant's files (model first) and what was measured."""
+
+    name: str
+    files: dict[str, bytes]
+    spans: dict[str, list[Any]]
+    facts: OnnxFacts
+    inputs: list[measuring.Feed]
+    measured: measuring.Measured
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("publish", help="build, measure, chunk and sign a model release")
+    p.add_argument("model", type=Path, help="the FP32 ONNX model")
+    p.add_argument("--name", required=True, help="model name in the store (lower case)")
+    p.add_argument("--version", required=True, help="release version, e.g. 1.4.0")
+    p.add_argument("--variants", default="fp32,fp16,int8", help="comma list of fp32,fp16,int8")
+    p.add_argument("--store", required=True, type=Path, help="directory store to write")
+    p.add_argument("--key", required=True, type=Path, help="private key from edge-rollout keygen")
+    p.add_argument(
+        "--base-version",
+        default=None,
+        help="release to compute tensor deltas against (default: latest published)",
+    )
+    p.add_argument("--store-url", default=None, help="URL nodes use for the store (printed YAML)")
+    p.add_argument("--runs", type=int, default=30, help="timed inferences per variant")
+    p.add_argument("--samples", type=int, default=4, help="sample inputs for agreement")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        release = publish(args)
+    except (onnxmodel.ModelError, StoreError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    print(deployment_yaml(release, args))
+    return 0
+
+
+@contextmanager
+def _bar() -> Iterator[Progress]:
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        yield progress
+
+
+def _check_args(args: argparse.Namespace) -> list[str]:
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [n for n in names if n not in PRECISION]
+    if unknown or not names:
+        raise ValueError(f"unknown variants {unknown}: choose from fp32, fp16, int8")
+    if not NAME.fullmatch(args.name) or len(args.name) > 63:
+        raise ValueError(f"--name {args.name!r}: use lower-case letters, digits, '-', '.', '_'")
+    return names
+
+
+def publish(args: argparse.Namespace) -> Release:
+    """Build everything, then make the release visible last; returns the published index."""
+    names = _check_args(args)
+    store = DirectoryStore(args.store)
+    store.check_writable()
+    key = keys.load_private_key(args.key)
+    model = onnxmodel.load(args.model)
+    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization logs advice at WARNING
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build_variants(args, model, names, Path(tmp))
+    base = _base_release(store, key, args)
+    entries = [_pack_variant(store, key, args, b, built[0], base) for b in built]
+    release = Release(
+        model=args.name,
+        version=args.version,
+        created=datetime.now(UTC).isoformat(),
+        variants=entries,
+        previous_version=base.version if base else "",
+    )
+    if not store.publish(release, key):
+        console.print(f"{args.name}@{args.version} was already published with the same content")
+    return release
+
+
+def build_variants(
+    args: argparse.Namespace, model: onnx.ModelProto, names: list[str], tmp: Path
+) -> list[Built]:
+    """Each variant's bytes, measured in onnxruntime; fp32 first (the reference)."""
+    feeds = measuring.sample_inputs(onnxmodel.facts(model).inputs, max(args.samples, 2))
+    order = ["fp32", *[n for n in names if n != "fp32"]]
+    built: list[Built] = []
+    with _bar() as progress:
+        task = progress.add_task("build + measure variants", total=len(order))
+        for name in order:
+            files, path = _variant_files(args.model, model, name, tmp)
+            measured = measuring.measure(path, feeds, runs=args.runs)
+            spans = _spans(path, files)
+            facts = onnxmodel.facts(onnxmodel.load(path))
+            built.append(Built(name, files, spans, facts, feeds, measured))
+            progress.advance(task)
+    return [b for b in built if b.name in names or b.name == "fp32"]
+
+
+def _variant_files(
+    src: Path, model: onnx.ModelProto, name: str, tmp: Path
+) -> tuple[dict[str, bytes], Path]:
+    if name == "fp32":
+        files = {src.name: src.read_bytes()}
+        for ext in onnxmodel.external_files(model):
+            files[ext.path] = (src.parent / ext.path).read_bytes()
+        return files, src
+    full = onnx.load(str(src)) if onnxmodel.external_files(model) else model
+    data = variants.build_fp16(full, console.print) if name == "fp16" else variants.build_int8(src)
+    path = tmp / f"{name}.onnx"
+    path.write_bytes(data)
+    return {"model.onnx": data}, path
+
+
+def _spans(path: Path, files: dict[str, bytes]) -> dict[str, list[Any]]:
+    model = onnxmodel.load(path)
+    main = next(iter(files))
+    out: dict[str, list[Any]] = {main: onnxmodel.tensor_spans(model, files[main])}
+    for ext in onnxmodel.external_files(model):
+        out[ext.path] = list(ext.spans)
+    return out
+
+
+def _base_release(store: DirectoryStore, key: Any, args: argparse.Namespace) -> Release | None:
+    if args.base_version == "":
+        return None
+    reader = StoreReader(FileTransport(store.root), key.public_key())
+    if args.base_version:
+        return reader.fetch_release(args.name, args.base_version)
+    older = [r for r in store.versions(args.name) if r.version != args.version]
+    return reader.fetch_release(args.name, older[-1].version) if older else None
+
+
+def _held_bases(
+    store: DirectoryStore, key: Any, release: Release | None, variant: str
+) -> dict[str, packing.Base]:
+    """Per file path, the previous release's same variant: its tensors' bytes and its chunks."""
+    if release is None or release.variant(variant) is None:
+        return {}
+    reader = StoreReader(FileTransport(store.root), key.public_key())
+    _, manifest = reader.fetch_variant(release, variant)
+    files, _ = assembly.assemble(reader, manifest)
+    digests = frozenset(c.digest for f in manifest.files for c in f.chunks)
+    return {
+        f.path: packing.Base(release.version, packing.tensor_bytes(f, files[f.path]), digests)
+        for f in manifest.files
+    }
+
+
+def _pack_variant(
+    store: DirectoryStore,
+    key: Any,
+    args: argparse.Namespace,
+    b: Built,
+    ref: Built,
+    base: Release | None,
+) -> VariantEntry:
+    bases = _held_bases(store, key, base, b.name)
+    files: list[FileEntry] = []
+    with _bar() as progress:
+        for path, data in b.files.items():
+            task = progress.add_task(f"chunk + compress {b.name}/{path}", total=len(data))
+            files.append(
+                packing.pack_file(
+                    store,
+                    path,
+                    data,
+                    b.spans.get(path, []),
+                    bases.get(path),
+                    functools.partial(progress.advance, task),
+                )
+            )
+    golden = packing.pack_golden(store, b.name, b.inputs[:2], b.measured.outputs[:2])
+    manifest = Manifest(
+        model=args.name,
+        version=args.version,
+        variant=b.name,
+        files=files,
+        onnx=b.facts,
+        golden=golden,
+    )
+    digest, stored = store.put_manifest(manifest)
+    return VariantEntry(
+        name=b.name,
+        precision=PRECISION[b.name],  # type: ignore[arg-type]
+        manifest_digest=digest,
+        manifest_size=stored,
+        requirements=REQUIREMENTS[b.name].model_copy(
+            update={"min_memory_bytes": int(b.measured.peak_memory_bytes * MEMORY_MARGIN)}
+        ),
+        measurements=Measurements(
+            file_bytes=sum(len(d) for d in b.files.values()),
+            peak_memory_bytes=b.measured.peak_memory_bytes,
+            latency_p50_ms=round(b.measured.latency_p50_ms, 4),
+            latency_p95_ms=round(b.measured.latency_p95_ms, 4),
+            agreement=measuring.agreement(ref.measured.outputs, b.measured.outputs),
+        ),
+        file_digest=f"sha256:{files[0].digest}",
+        download_bytes=sum(c.stored for f in files for c in f.chunks),
+    )
+
+
+def deployment_yaml(release: Release, args: argparse.Namespace) -> str:
+    """A ModelDeployment for this release, ready for `kubectl apply -f -`."""
+    key = keys.load_private_key(args.key)
+    url = args.store_url or args.store.resolve().as_uri()
+    spec = ModelDeploymentSpec(
+        model=ModelRef(
+            name=release.model,
+            version=release.version,
+            store=StoreRef(url=url, public_key=keys.public_key_pem(key.public_key())),
+        )
+    )
+    md = ModelDeployment(metadata={"name": release.model}, spec=spec)
+    body = md.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    body = {"apiVersion": md.api_version, "kind": md.kind, **body}
+    body.pop("status", None)
+    return yaml.dump(body, Dumper=_BlockDumper, sort_keys=False)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line strings (the PEM key) as `|` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)

@@ -1,0 +1,164 @@
+"""Builds the publishable variants of an FP32 model: fp16 (I/O types kept) and int8 (dynamic).
+
+fp16 converts every float tensor to float16, casts at the graph inputs and outputs so callers see
+the original types, and keeps in float32 (with casts around) the nodes onnxruntime cannot run in
+float16, found by asking onnxruntime itself. Must not measure or write the store.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from edge_rollout.cli.onnxmodel import ModelError
+
+FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
+_NODE_IN_ERROR = (
+    re.compile(r"node with name '([^']+)'"),
+    re.compile(r"in node \(([^)]+)\)"),
+    re.compile(r"Node \(([^)]+)\)"),
+)
+
+
+def _float_types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*g.input, *g.output, *g.value_info]}
+    types.update({t.name: t.data_type for t in g.initializer})
+    return types
+
+
+def _half_tensor(t: TensorProto) -> TensorProto:
+    values = np.clip(numpy_helper.to_array(t), -65504, 65504).astype(np.float16)
+    return numpy_helper.from_array(values, t.name)
+
+
+def _convert_node(node: onnx.NodeProto) -> None:
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == FLOAT:
+            attr.t.CopyFrom(_half_tensor(attr.t))
+        if node.op_type == "Cast" and attr.name == "to" and attr.i == FLOAT:
+            attr.i = HALF
+
+
+def _keep_fp32(node: onnx.NodeProto, types: dict[str, int]) -> list[onnx.NodeProto]:
+    """Casts that wrap a node kept in float32: before (to float) and after (to float16)."""
+    before, after = [], []
+    for i, name in enumerate(node.input):
+        if name and types.get(name) == FLOAT:
+            node.input[i] = f"{name}__fp32_for_{node.name}"
+            before.append(helper.make_node("Cast", [name], [node.input[i]], to=FLOAT))
+    for i, name in enumerate(node.output):
+        if name and types.get(name) == FLOAT:
+            node.output[i] = f"{name}__fp32"
+            after.append(helper.make_node("Cast", [node.output[i]], [name], to=HALF))
+    return [*before, node, *after]
+
+
+def _retype(values: list[onnx.ValueInfoProto]) -> None:
+    for v in values:
+        if v.type.tensor_type.elem_type == FLOAT:
+            v.type.tensor_type.elem_type = HALF
+
+
+def _io_casts(g: onnx.GraphProto) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:
+    """Casts that keep the graph's float inputs and outputs float32 for callers."""
+    inits = {t.name for t in g.initializer}
+    head: list[onnx.NodeProto] = []
+    tail: list[onnx.NodeProto] = []
+    for v in g.input:
+        if v.name not in inits and v.type.tensor_type.elem_type == FLOAT:
+            inner = f"{v.name}__fp16"
+            for node in g.node:
+                node.input[:] = [inner if n == v.name else n for n in node.input]
+            head.append(helper.make_node("Cast", [v.name], [inner], to=HALF))
+    for v in g.output:
+        if v.type.tensor_type.elem_type == FLOAT:
+            inner = f"{v.name}__fp16"
+            for node in g.node:
+                node.output[:] = [inner if n == v.name else n for n in node.output]
+            tail.append(helper.make_node("Cast", [inner], [v.name], to=FLOAT))
+    return head, tail
+
+
+def convert_fp16(model: onnx.ModelProto, keep: frozenset[str]) -> onnx.ModelProto:
+    """A float16 copy of `model`; nodes named in `keep` stay float32. Inputs/outputs keep types."""
+    types = _float_types(model)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    nodes: list[onnx.NodeProto] = []
+    for node in g.node:
+        if node.name in keep:
+            nodes += _keep_fp32(node, types)
+        else:
+            _convert_node(node)
+            nodes.append(node)
+    g.ClearField("node")
+    g.node.extend(nodes)
+    head, tail = _io_casts(g)
+    nodes = [*head, *g.node, *tail]
+    g.ClearField("node")
+    g.node.extend(nodes)
+    inits = [_half_tensor(t) if t.data_type == FLOAT else t for t in g.initializer]
+    g.ClearField("initializer")
+    g.initializer.extend(inits)
+    _retype(list(g.value_info))
+    return out
+
+
+def _name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for i, node in enumerate(out.graph.node):
+        node.name = node.name or f"{node.op_type}_{i}"
+    return out
+
+
+def _refused_node(model_bytes: bytes) -> str | None:
+    """The node onnxruntime refuses in a model, or None if it loads."""
+    try:
+        ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/NotImplemented types
+        for pattern in _NODE_IN_ERROR:
+            if m := pattern.search(str(exc)):
+                return m.group(1)
+        raise ModelError(f"the fp16 model does not load in onnxruntime: {exc}") from exc
+    return None
+
+
+def build_fp16(model: onnx.ModelProto, progress: Callable[[str], None] = print) -> bytes:
+    """The fp16 variant, with float32 islands only where onnxruntime's CPU kernels need them."""
+    named = _name_nodes(model)
+    keep: set[str] = set()
+    for _ in range(len(named.graph.node) + 1):
+        data = bytes(convert_fp16(named, frozenset(keep)).SerializeToString())
+        refused = _refused_node(data)
+        if refused is None:
+            if keep:
+                progress(f"fp16: kept {len(keep)} node(s) in float32 for onnxruntime CPU")
+            return data
+        if refused in keep:
+            raise ModelError(f"fp16 conversion: onnxruntime still refuses node {refused!r}")
+        keep.add(refused)
+    raise ModelError("fp16 conversion did not converge")
+
+
+def build_int8(model_path: Path) -> bytes:
+    """The int8 variant: onnxruntime dynamic quantization of the weights (QInt8)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "int8.onnx"
+        try:
+            quantize_dynamic(str(model_path), str(out), weight_type=QuantType.QInt8)
+        except Exception as exc:  # quantization raises many exception types
+            raise ModelError(f"int8 dynamic quantization failed: {exc}") from exc
+        return bytes(out.read_bytes())

@@ -1,0 +1,335 @@
+"""One install, end to end: manifest, fit check, seeds and deltas, downloads, assembly, smoke test.
+
+Follows the plan of `core.diffing` against the version the node holds, takes every other chunk it
+can from files kept on disk, stages downloads so a restart resumes, assembles into a temporary
+directory (every chunk and file hashed, fsynced), smoke-tests it there, and only then renames it
+into place and activates it. Must not talk to the cluster; reports through a callback only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_rollout.api.edgenode import DesiredModel
+from edge_rollout.api.manifest import ChunkRef, FileEntry, Manifest, Tolerance
+from edge_rollout.core import delta, diffing
+from edge_rollout.store import codec
+from edge_rollout.store.errors import StoreError, VerificationError
+from edge_rollout_agent import fetching, layout, policy, runtime
+from edge_rollout_agent.fetching import ChunkSource, Downloader, FetchError, RateLimiter
+from edge_rollout_agent.layout import IntegrityError, ModelDir
+from edge_rollout_agent.policy import Installed, Transfer
+
+STAGING_OVERHEAD = 2
+"""Disk needed while installing: staged chunks plus the assembled copy."""
+
+
+class SyncError(Exception):
+    """An install failed; `reason` is the CamelCase status reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Progress:
+    """What an install has done so far (reported as status while it runs)."""
+
+    phase: str = "Pending"
+    bytes_fetched: int = 0
+    bytes_reused: int = 0
+    total_bytes: int = 0
+    done_bytes: int = 0
+
+    @property
+    def percent(self) -> int:
+        return min(100, self.done_bytes * 100 // self.total_bytes) if self.total_bytes else 0
+
+
+@dataclass
+class Environment:
+    """What an install may use on this node."""
+
+    data_dir: Path
+    source: ChunkSource
+    providers: list[str]
+    disk_free: int
+    memory_available: int
+    bandwidth: int | None = None
+    concurrency: int = 4
+    retry_backoff: float = 0.5
+    report: Callable[[Progress], None] = lambda progress: None
+    progress: Progress = field(default_factory=Progress)
+
+    def set_phase(self, phase: str) -> None:
+        self.progress.phase = phase
+        self.report(self.progress)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished install."""
+
+    installed: Installed
+    check: runtime.Check
+    bytes_fetched: int
+    bytes_reused: int
+
+
+def fetch_manifest(source: ChunkSource, desired: DesiredModel) -> Manifest:
+    """The verified manifest of the desired variant; refuses one for another model or version."""
+    if not desired.manifest_digest:
+        raise SyncError("ManifestInvalid", "the spec entry has no manifestDigest")
+    try:
+        manifest = source.fetch_manifest(desired.manifest_digest)
+    except VerificationError as exc:
+        raise SyncError("ManifestInvalid", str(exc)) from exc
+    except StoreError as exc:
+        raise SyncError(fetching.classify(exc), str(exc)) from exc
+    found = (manifest.model, manifest.version, manifest.variant)
+    if found != (desired.model, desired.version, desired.variant):
+        raise SyncError("ManifestInvalid", f"manifest is for {found}, spec wants "
+                        f"{(desired.model, desired.version, desired.variant)}")  # fmt: skip
+    return manifest
+
+
+def held_manifest(model_dir: ModelDir) -> Manifest | None:
+    """The manifest deltas are computed against: the current version, else the previous."""
+    for which in ("current", "previous"):
+        item = model_dir.link(which)
+        manifest = model_dir.manifest(item) if item else None
+        if manifest is not None:
+            return manifest
+    return None
+
+
+def check_fits(manifest: Manifest, env: Environment, reclaimable: int) -> None:
+    """Refuse before downloading anything when disk or memory cannot hold the model."""
+    size = sum(f.size for f in manifest.files)
+    problem = policy.check_fit(size * STAGING_OVERHEAD, size, env.disk_free,
+                               env.memory_available, reclaimable)  # fmt: skip
+    if problem:
+        raise SyncError("DoesNotFit", f"{manifest.model} {manifest.version}/{manifest.variant} "
+                        f"{problem}")  # fmt: skip
+
+
+def plan(held: Manifest | None, wanted: Manifest, transfer: Transfer, use_deltas: bool) -> (
+    diffing.ManifestDiff
+):  # fmt: skip
+    """The diff to follow; DeltaOnly refuses a plan with nothing held to apply it to."""
+    if transfer == "DeltaOnly" and held is None:
+        raise SyncError("DeltaRequired", "only deltas are allowed and nothing is held")
+    return diffing.diff_manifests(held, wanted, deltas=use_deltas)
+
+
+def install(
+    desired: DesiredModel, env: Environment, transfer: Transfer = "Full", runs: int = 10
+) -> Result:
+    """Install and activate the desired version; raises SyncError with the reason on failure."""
+    model_dir = ModelDir(env.data_dir, desired.name)
+    manifest = fetch_manifest(env.source, desired)
+    check_fits(manifest, env, reclaimable=0)
+    held = held_manifest(model_dir)
+    diff = plan(held, manifest, transfer, desired.delivery.delta != "Off")
+    staging = fetching.staging_dir(model_dir, desired.version, desired.variant)
+    seeds = fetching.seed_index(env.data_dir)
+    env.progress.total_bytes = diff.total_bytes
+    downloader = _downloader(staging, env)
+    _download(diff, manifest, seeds, downloader, env)
+    unbuilt = _rebuild_deltas(diff, manifest, held, model_dir, staging)
+    _fetch(downloader, unbuilt)
+    assembled = _assemble(manifest, seeds, staging, model_dir, env)
+    check = _smoke_test(desired, manifest, assembled, env, runs)
+    item = model_dir.install(assembled, manifest)
+    _activate(model_dir, item)
+    shutil.rmtree(staging, ignore_errors=True)
+    return Result(item, check, env.progress.bytes_fetched, env.progress.bytes_reused)
+
+
+def _downloader(staging: Path, env: Environment) -> Downloader:
+    def on_chunk(ref: ChunkRef) -> None:
+        env.progress.bytes_fetched += ref.stored
+        env.progress.done_bytes += ref.size
+        env.report(env.progress)
+
+    limiter = RateLimiter(env.bandwidth)
+    return Downloader(env.source, staging, limiter, env.concurrency, backoff=env.retry_backoff,
+                      on_chunk=on_chunk)  # fmt: skip
+
+
+def _download(
+    diff: diffing.ManifestDiff,
+    manifest: Manifest,
+    seeds: dict[str, fetching.SeedSpan],
+    downloader: Downloader,
+    env: Environment,
+) -> None:
+    """Fetch the plan's chunks and delta residuals that are not on the node yet."""
+    env.set_phase("Downloading")
+    wanted = [*diff.fetch, *(u.delta.blob for u in diff.deltas)]
+    missing = [r for r in wanted if not _have(r.digest, seeds, downloader)]
+    missing_digests = {r.digest for r in missing}
+    for chunk in (c for entry in manifest.files for c in entry.chunks):
+        if chunk.digest not in missing_digests:
+            env.progress.bytes_reused += chunk.size
+            env.progress.done_bytes += chunk.size
+    _fetch(downloader, missing)
+
+
+def _fetch(downloader: Downloader, refs: list[ChunkRef]) -> None:
+    try:
+        downloader.fetch_all(refs)
+    except FetchError as exc:
+        raise SyncError(exc.reason, str(exc)) from exc
+
+
+def _have(digest: str, seeds: dict[str, fetching.SeedSpan], downloader: Downloader) -> bool:
+    """A chunk already on the node (a verified seed or a staged download from before)."""
+    staged = downloader.staged(digest)
+    return fetching.read_verified(digest, seeds.get(digest), staged) is not None
+
+
+def _rebuild_deltas(
+    diff: diffing.ManifestDiff,
+    manifest: Manifest,
+    held: Manifest | None,
+    model_dir: ModelDir,
+    staging: Path,
+) -> list[ChunkRef]:
+    """Stage the chunks of tensors rebuilt from deltas; return the chunks it could not build."""
+    if not diff.deltas or held is None:
+        return []
+    unbuilt: list[ChunkRef] = []
+    bases = _held_tensors(held, model_dir)
+    for use in diff.deltas:
+        entry = manifest.files[use.file]
+        tensor = entry.tensors[use.tensor]
+        base = bases.get(use.delta.base, b"")
+        residual = fetching.read_verified(use.delta.blob.digest, None,
+                                          staging / "chunks" / use.delta.blob.digest)  # fmt: skip
+        if not base or residual is None:
+            unbuilt += entry.chunks[tensor.first_chunk : tensor.first_chunk + tensor.chunk_count]
+            continue
+        rebuilt = delta.apply_delta(base, residual, use.delta.item_size, use.delta.encoding)
+        if codec.sha256_hex(rebuilt) != tensor.digest:
+            raise SyncError("DeltaMismatch", f"{entry.path}:{tensor.name}: rebuilt tensor does "
+                            "not match its digest")  # fmt: skip
+        _stage_tensor_chunks(entry, tensor.first_chunk, tensor.chunk_count, rebuilt, staging)
+    return unbuilt
+
+
+def _held_tensors(held: Manifest, model_dir: ModelDir) -> dict[str, bytes]:
+    item = Installed(held.version, held.variant)
+    out: dict[str, bytes] = {}
+    for entry in held.files:
+        path = model_dir.path(item) / entry.path
+        for tensor in entry.tensors:
+            start = sum(c.size for c in entry.chunks[: tensor.first_chunk])
+            size = sum(c.size for c in entry.chunks[tensor.first_chunk :][: tensor.chunk_count])
+            data = fetching.read_span(fetching.SeedSpan(path, start, size))
+            if codec.sha256_hex(data) == tensor.digest:
+                out[tensor.digest] = data
+    return out
+
+
+def _stage_tensor_chunks(
+    entry: FileEntry, first: int, count: int, data: bytes, staging: Path
+) -> None:
+    offset = 0
+    for chunk in entry.chunks[first : first + count]:
+        piece = data[offset : offset + chunk.size]
+        offset += chunk.size
+        if codec.sha256_hex(piece) == chunk.digest:
+            layout.write_atomic(staging / "chunks" / chunk.digest, piece)
+
+
+def _assemble(
+    manifest: Manifest,
+    seeds: dict[str, fetching.SeedSpan],
+    staging: Path,
+    model_dir: ModelDir,
+    env: Environment,
+) -> Path:
+    """Write every file into a temporary directory, hashing each chunk and the whole file."""
+    env.set_phase("Verifying")
+    target = model_dir.base / f".tmp-{manifest.version}-{manifest.variant}"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for entry in manifest.files:
+        _assemble_file(entry, seeds, staging, target / entry.path)
+    layout.fsync_dir(target)
+    return target
+
+
+def _assemble_file(
+    entry: FileEntry, seeds: dict[str, fetching.SeedSpan], staging: Path, path: Path
+) -> None:
+    whole = hashlib.sha256()
+    with open(path, "wb") as out:
+        for chunk in entry.chunks:
+            staged = staging / "chunks" / chunk.digest
+            data = fetching.read_verified(chunk.digest, seeds.get(chunk.digest), staged)
+            if data is None:
+                staged.unlink(missing_ok=True)
+                raise SyncError("ChunkCorrupt", f"{entry.path}: chunk {chunk.digest} missing or "
+                                "damaged on disk; it will be fetched again")  # fmt: skip
+            whole.update(data)
+            out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    if whole.hexdigest() != entry.digest:
+        raise SyncError("DigestMismatch", f"{entry.path}: assembled sha256 {whole.hexdigest()}, "
+                        f"manifest says {entry.digest}")  # fmt: skip
+
+
+def _smoke_test(
+    desired: DesiredModel, manifest: Manifest, assembled: Path, env: Environment, runs: int
+) -> runtime.Check:
+    env.set_phase("Loading")
+    golden = None
+    tolerance = manifest.golden.tolerance if manifest.golden else Tolerance()
+    if manifest.golden is not None and desired.require_test_vectors:
+        try:
+            golden = env.source.fetch_golden(manifest)
+        except StoreError as exc:
+            raise SyncError(fetching.classify(exc), str(exc)) from exc
+    env.set_phase("Testing")
+    check = runtime.check_model(assembled / manifest.main_file.path, golden, tolerance,
+                                env.providers, runs)  # fmt: skip
+    if not check.ok:
+        shutil.rmtree(assembled, ignore_errors=True)
+        raise SyncError(check.reason, check.message)
+    return check
+
+
+def _activate(model_dir: ModelDir, item: Installed) -> None:
+    try:
+        model_dir.activate(item)
+    except IntegrityError as exc:
+        model_dir.remove(item)
+        raise SyncError("DigestMismatch", str(exc)) from exc
+
+
+def switch(desired: DesiredModel, data_dir: Path) -> Installed:
+    """Activate a version already on disk (rollback without download), verifying it first."""
+    model_dir = ModelDir(data_dir, desired.name)
+    item = Installed(desired.version, desired.variant)
+    _activate(model_dir, item)
+    return item
+
+
+def collect_garbage(model_dir: ModelDir, keep_version: str) -> list[Installed]:
+    """Delete versions beyond current, previous and keepVersion; return what was deleted."""
+    on_disk = model_dir.installed()
+    keep: set[Installed | None] = {model_dir.link("current"), model_dir.link("previous")}
+    keep |= {item for item in on_disk if item.version == keep_version}
+    garbage = policy.select_garbage(on_disk, frozenset(keep))
+    for item in garbage:
+        model_dir.remove(item)
+    return garbage

@@ -1,0 +1,71 @@
+"""The directory writer: atomic, immutable releases; content-addressed objects."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from edge_rollout.api.release import Measurements, Release, VariantEntry
+from edge_rollout.store import codec
+from edge_rollout.store.errors import StoreError
+from edge_rollout.store.writer import DirectoryStore
+from tests.fixtures.stores import new_key, publish_files
+
+DATA = random.Random(1).randbytes(40_000)
+
+
+def test_objects_are_named_by_the_digest_of_their_plain_bytes_and_stored_zstd(
+    tmp_path: Path,
+) -> None:
+    ref = DirectoryStore(tmp_path).put_blob(b"hello" * 1000)
+    stored = (tmp_path / "chunks/sha256" / ref.digest).read_bytes()
+    assert ref.digest == codec.sha256_hex(b"hello" * 1000)
+    assert codec.decompress(stored) == b"hello" * 1000
+    assert ref.stored == len(stored) < ref.size
+
+
+def test_republishing_the_same_content_is_a_no_op(tmp_path: Path) -> None:
+    key = new_key()
+    release = publish_files(tmp_path, key, "m", "1", {"fp32": {"model.onnx": (DATA, [])}})
+    assert DirectoryStore(tmp_path).publish(release, key) is False
+
+
+def test_republishing_a_version_with_other_content_is_refused(tmp_path: Path) -> None:
+    key = new_key()
+    publish_files(tmp_path, key, "m", "1", {"fp32": {"model.onnx": (DATA, [])}})
+    before = (tmp_path / "models/m/1/index.json").read_bytes()
+    with pytest.raises(StoreError, match=r"already published with other content.*new version"):
+        publish_files(tmp_path, key, "m", "1", {"fp32": {"model.onnx": (DATA[::-1], [])}})
+    assert (tmp_path / "models/m/1/index.json").read_bytes() == before
+
+
+def test_a_publish_that_fails_half_way_leaves_no_visible_release(
+    tmp_path: Path, monkeypatch
+) -> None:
+    store = DirectoryStore(tmp_path)
+    entry = VariantEntry(
+        name="fp32",
+        precision="fp32",
+        manifest_digest="sha256:" + "0" * 64,
+        measurements=Measurements(file_bytes=1),
+    )
+    release = Release(model="m", version="1", variants=[entry])
+
+    def broken_rename(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "rename", broken_rename)
+    with pytest.raises(StoreError, match="cannot move the release into place"):
+        store.publish(release, new_key())
+    assert not (tmp_path / "models/m/1").exists()
+    assert list((tmp_path / "models/m").iterdir()) == []
+
+
+def test_an_unwritable_store_is_refused_before_any_work(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("not a directory")
+    with pytest.raises(StoreError, match="writable check failed"):
+        DirectoryStore(target / "store").check_writable()

@@ -38,8 +38,12 @@ def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str
 
 
 def defaulted(factory: Callable[[], BaseModel]) -> Any:
-    """A nested object field that the apiserver fills with its defaults when omitted."""
-    return Field(default_factory=factory, json_schema_extra={"default": {}})
+    """A nested object field that the apiserver fills with its defaults when omitted.
+
+    The schema default is the whole default object, so CEL rules see every field.
+    """
+    default = factory().model_dump(mode="json", by_alias=True, exclude_none=True)
+    return Field(default_factory=factory, json_schema_extra={"default": default})
 
 
 def parse_duration(text: str) -> float:

@@ -203,9 +203,9 @@ class Window(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     """Days the window opens; empty means every day."""
-    start_time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    start_time: str = Field(max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     """Opening time, `HH:MM` (24 h)."""
-    end_time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    end_time: str = Field(max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     """Closing time, `HH:MM`; earlier than startTime means the window spans midnight."""
     time_zone: str = Field(default="", max_length=64)
     """IANA zone such as `Europe/Berlin`; empty means the node's local zone."""

@@ -6,6 +6,7 @@ Import this module (or `kopf run -m edge_rollout.controller.handlers`) to regist
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import kopf
@@ -20,6 +21,14 @@ from edge_rollout.core import status as status_core
 @kopf.on.startup(id="configure")
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     operator_settings.configure(settings)
+
+
+@kopf.on.login(id="login")
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the service account; elsewhere: $KUBECONFIG (read now, not at import time)."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return kopf.login_with_service_account(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.resume(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed")

@@ -1,0 +1,115 @@
+"""`edge-rollout-agent`: parse flags, wire the agent to the cluster, the store and the local port.
+
+Startup only: builds the API client (kubeconfig or in-cluster), the store readers, the metrics
+endpoint and the loop, and stops cleanly on SIGTERM/SIGINT. Must not hold agent logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from edge_rollout.api.edgenode import DesiredModel
+from edge_rollout.store import keys
+from edge_rollout.store.reader import StoreReader
+from edge_rollout.store.transport import open_transport
+from edge_rollout_agent import hardware, kube, loop, policy
+from edge_rollout_agent.fetching import ChunkSource
+from edge_rollout_agent.metrics import Endpoint, Metrics
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="edge-rollout-agent",
+        description="Pull, verify, test and serve the ML models the operator assigns this node.",
+    )
+    parser.add_argument("--node", required=True, help="node name (the EdgeNode is named after it)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file; in a pod, in-cluster config")
+    parser.add_argument("--data-dir", type=Path, default=Path("/var/lib/edge-rollout"),
+                        help="where models are kept (default /var/lib/edge-rollout)")  # fmt: skip
+    parser.add_argument("--hardware-profile", type=Path,
+                        help="YAML that overrides or extends discovered hardware")  # fmt: skip
+    parser.add_argument("--metrics-port", type=int, default=9464,
+                        help="local port for /metrics, /healthz and /defer (0 = off)")  # fmt: skip
+    parser.add_argument("--metrics-address", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--heartbeat", type=float, default=30.0, help="seconds between reports")
+    parser.add_argument("--max-temperature", type=float, default=85.0,
+                        help="hold back downloads and loading above this SoC °C")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=4, help="parallel chunk downloads")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def source_opener() -> Callable[[DesiredModel], ChunkSource]:
+    """A cached store reader per (store URL, public key)."""
+    cache: dict[tuple[str, str], StoreReader] = {}
+
+    def open_source(entry: DesiredModel) -> ChunkSource:
+        key = (entry.store_url, entry.public_key)
+        if key not in cache:
+            # The spec's manifestDigest comes from the index the operator verified; without a
+            # key the reader still checks every manifest and chunk against its digest.
+            public = (keys.load_public_key(entry.public_key) if entry.public_key
+                      else keys.generate_private_key().public_key())  # fmt: skip
+            cache[key] = StoreReader(open_transport(entry.store_url), public)
+        return cache[key]
+
+    return open_source
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    if args.hardware_profile:
+        try:
+            hardware.load_profile(args.hardware_profile)
+        except hardware.ProfileError as exc:
+            print(f"edge-rollout-agent: {exc}", file=sys.stderr)
+            return 2
+    settings = loop.Settings(node=args.node, data_dir=args.data_dir, profile=args.hardware_profile,
+                             heartbeat=args.heartbeat, concurrency=args.concurrency,
+                             limits=policy.Limits(max_celsius=args.max_temperature))  # fmt: skip
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    api = kube.EdgeNodeApi(kube.load_config(args.kubeconfig), args.node)
+    metrics = Metrics()
+    agent = loop.Agent(settings, api, source_opener(), metrics)
+    stop = threading.Event()
+    endpoint = _start_endpoint(args, metrics, agent, stop)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        agent.wake.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.run(stop)
+    if endpoint:
+        endpoint.stop()
+    return 0
+
+
+def _start_endpoint(
+    args: argparse.Namespace, metrics: Metrics, agent: loop.Agent, stop: threading.Event
+) -> Endpoint | None:
+    if not args.metrics_port:
+        return None
+
+    def on_defer(until: datetime | None) -> None:
+        agent.deferred_until = until
+        agent.wake.set()
+
+    endpoint = Endpoint(metrics, lambda: not stop.is_set(), on_defer, args.metrics_address,
+                        args.metrics_port)  # fmt: skip
+    endpoint.start()
+    return endpoint
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,397 @@
+"""The agent loop: observe() → policy.decide() → act(), with a watch thread and heartbeats.
+
+A watch thread keeps the latest EdgeNode spec (cached on disk, so a restart while the API server
+is down keeps working on what it knew); the main loop acts on each desired model and patches
+status on change and on heartbeat. API server or store failures never stop serving `current`.
+Must not hold business rules (those are in policy, sync and reporting).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from edge_rollout.api.edgenode import (
+    DesiredModel,
+    EdgeNode,
+    EdgeNodeSpec,
+    EdgeNodeStatus,
+    Hardware,
+    LatencySummary,
+    ModelError,
+    ModelStatus,
+)
+from edge_rollout.api.manifest import Tolerance
+from edge_rollout_agent import hardware, layout, policy, reporting, runtime, sync
+from edge_rollout_agent.fetching import ChunkSource
+from edge_rollout_agent.layout import ModelDir
+from edge_rollout_agent.metrics import Metrics
+from edge_rollout_agent.policy import Action, Failure, Installed, LocalModel, NodeConditions
+
+AGENT_VERSION = "0.1.0"
+log = logging.getLogger(__name__)
+
+
+class NodeApi(Protocol):
+    """The cluster side (kube.EdgeNodeApi)."""
+
+    def ensure(self) -> EdgeNode: ...
+    def patch_status(self, status: EdgeNodeStatus) -> None: ...
+    def watch(self, resource_version: str, timeout_seconds: int = 300) -> Iterator[EdgeNode]: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Settings:
+    """What `edge-rollout-agent` was started with."""
+
+    node: str
+    data_dir: Path
+    profile: Path | None = None
+    heartbeat: float = 30.0
+    jitter: float = 0.2
+    limits: policy.Limits = field(default_factory=policy.Limits)
+    runs: int = 10
+    concurrency: int = 4
+    progress_interval: float = 2.0
+
+
+class Agent:
+    """One node's agent; `run()` until `stop` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        api: NodeApi,
+        open_source: Callable[[DesiredModel], ChunkSource],
+        metrics: Metrics | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.api = api
+        self.open_source = open_source
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.spec = load_spec(self.spec_path)
+        self.models: dict[str, ModelStatus] = {}
+        self.failures: dict[str, Failure] = {}
+        self.hot = False
+        self.deferred_until: datetime | None = None
+        self.sent: EdgeNodeStatus | None = None
+        self.last_patch = datetime.min.replace(tzinfo=UTC)
+        self.connected = False
+        self.wake = threading.Event()
+        self.lock = threading.Lock()
+        self.hardware = Hardware()
+
+    @property
+    def spec_path(self) -> Path:
+        return self.settings.data_dir / "state" / "spec.json"
+
+    # --- the watch thread -----------------------------------------------------------------
+
+    def watch_forever(self, stop: threading.Event) -> None:
+        """Keep `self.spec` current; reconnect with backoff when the API server is away."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                node = self.api.ensure()
+                self.set_spec(node.spec, connected=True)
+                delay = 1.0
+                for seen in self.api.watch(str(node.metadata.get("resourceVersion", ""))):
+                    self.set_spec(seen.spec, connected=True)
+                    if stop.is_set():
+                        return
+            except Exception as exc:  # the API server is unreachable or refused us
+                self.set_connected(False)
+                log.warning("API server: %s; retrying in %.0fs", exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    def set_spec(self, spec: EdgeNodeSpec, connected: bool) -> None:
+        with self.lock:
+            changed = spec != self.spec
+            self.spec = spec
+        if changed:
+            layout.write_atomic(self.spec_path, spec.model_dump_json(by_alias=True).encode())
+        self.set_connected(connected)
+        if changed:
+            self.wake.set()
+
+    def set_connected(self, connected: bool) -> None:
+        if connected and not self.connected:
+            self.wake.set()  # back online: report at once
+        self.connected = connected
+        self.metrics.connected.set(1 if connected else 0)
+
+    # --- the main loop ----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Act and report until `stop` is set."""
+        threading.Thread(target=self.watch_forever, args=(stop,), daemon=True).start()
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                self.step()
+            except Exception:
+                log.exception("agent step failed; retrying")
+            self.wake.wait(self.next_wait())
+
+    def next_wait(self) -> float:
+        """Seconds until the next step: the heartbeat with jitter (a change wakes it sooner)."""
+        jitter = self.settings.heartbeat * self.settings.jitter
+        return max(0.5, self.settings.heartbeat + random.uniform(-jitter, jitter))
+
+    def step(self) -> None:
+        """One pass: observe, decide and act for each desired model, then report."""
+        self.hardware = hardware.discover_with_profile(
+            self.settings.data_dir, self.settings.profile
+        )
+        self.metrics.observe_hardware(self.hardware)
+        with self.lock:
+            desired = sorted(self.spec.models, key=lambda d: (-d.priority, d.name))
+        self.models = {k: v for k, v in self.models.items() if k in {d.name for d in desired}}
+        for entry in desired:
+            self.reconcile(entry)
+        self.report(force=self.heartbeat_due())
+
+    def conditions(self) -> NodeConditions:
+        hw = self.hardware
+        self.hot = policy.is_hot(hw.temperature_celsius, self.hot, self.settings.limits)
+        return NodeConditions(
+            time_zone=hw.time_zone,
+            metered=hw.metered,
+            temperature_celsius=hw.temperature_celsius,
+            hot=self.hot,
+            deferred_until=self.deferral(),
+        )
+
+    def deferral(self) -> datetime | None:
+        """The later of the defer file and a defer asked through the local endpoint."""
+        path = self.settings.data_dir / "defer"
+        from_file = None
+        if path.exists():
+            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            from_file = policy.parse_defer(path.read_text(errors="replace"), written)
+        found = [d for d in (from_file, self.deferred_until) if d is not None]
+        return max(found) if found else None
+
+    def local_state(self, entry: DesiredModel) -> LocalModel:
+        model_dir = ModelDir(self.settings.data_dir, entry.name)
+        return LocalModel(
+            current=model_dir.link("current"),
+            previous=model_dir.link("previous"),
+            kept=model_dir.installed(),
+            failure=self.failures.get(entry.name),
+        )
+
+    def reconcile(self, entry: DesiredModel) -> None:
+        """Decide and act for one desired model."""
+        local = self.local_state(entry)
+        action = policy.decide(entry, local, self.conditions(), self.settings.limits, self.clock())
+        self.metrics.actions.labels(action.kind, action.reason).inc()
+        if action.kind == "Install":
+            self.install(entry, action)
+        elif action.kind in ("Activate", "Rollback"):
+            self.switch(entry, action)
+        else:
+            self.settle(entry, action, local)
+
+    def settle(self, entry: DesiredModel, action: Action, local: LocalModel) -> None:
+        """Keep, Wait or Hold: report where the model stands without touching files."""
+        current = local.current
+        prev = self.models.get(entry.name)
+        active = _active(current)
+        if action.kind == "Keep":
+            phase = prev.phase if prev and prev.phase in reporting.SETTLED else "Ready"
+            self.update(
+                entry.name,
+                phase=phase,
+                version=entry.version,
+                variant=entry.variant,
+                last_error=None,
+                progress_percent=100,
+                **active,
+            )
+            if prev is None or prev.latency is None:
+                self.measure(entry)
+        elif action.kind == "Hold" and prev is not None and prev.phase == "Failed":
+            return
+        else:
+            phase = "Failed" if action.kind == "Hold" else "Pending"
+            error = ModelError(reason=action.reason, message=action.message)
+            self.update(
+                entry.name,
+                phase=phase,
+                version=entry.version,
+                variant=entry.variant,
+                last_error=error if action.kind == "Hold" else None,
+                **active,
+            )
+
+    def measure(self, entry: DesiredModel) -> None:
+        """Latency and memory of the active model (after a restart, or a kept version)."""
+        path = ModelDir(self.settings.data_dir, entry.name).base / "current" / "model.onnx"
+        check = runtime.check_model(path, None, Tolerance(), self.providers(), runs=3)
+        if check.ok:
+            self.update(entry.name, **_measured(check))
+
+    def providers(self) -> list[str]:
+        return runtime.choose_providers(
+            self.hardware.execution_providers, runtime.available_providers()
+        )
+
+    def switch(self, entry: DesiredModel, action: Action) -> None:
+        """Activate a version kept on disk: no download."""
+        try:
+            item = sync.switch(entry, self.settings.data_dir)
+        except sync.SyncError as exc:
+            self.fail(entry, exc.reason, str(exc))
+            return
+        phase = "RolledBack" if action.kind == "Rollback" else "Ready"
+        self.update(
+            entry.name,
+            phase=phase,
+            version=item.version,
+            variant=item.variant,
+            last_error=None,
+            bytes_fetched=0,
+            progress_percent=100,
+            **_active(item),
+        )
+        self.measure(entry)
+
+    def install(self, entry: DesiredModel, action: Action) -> None:
+        """Download, verify, test and activate; Failed with the reason on any error."""
+        self.update(
+            entry.name,
+            phase="Pending",
+            version=entry.version,
+            variant=entry.variant,
+            bytes_fetched=0,
+            bytes_reused=0,
+            progress_percent=0,
+        )
+        try:
+            env = self.environment(entry)
+            result = sync.install(entry, env, action.transfer or "Full", self.settings.runs)
+        except sync.SyncError as exc:
+            self.fail(entry, exc.reason, str(exc))
+            return
+        self.failures.pop(entry.name, None)
+        self.metrics.bytes_fetched.inc(result.bytes_fetched)
+        self.metrics.bytes_reused.inc(result.bytes_reused)
+        self.update(
+            entry.name,
+            phase="Ready",
+            last_error=None,
+            progress_percent=100,
+            bytes_fetched=result.bytes_fetched,
+            bytes_reused=result.bytes_reused,
+            **_active(result.installed),
+            **_measured(result.check),
+        )
+        sync.collect_garbage(ModelDir(self.settings.data_dir, entry.name), entry.keep_version)
+
+    def environment(self, entry: DesiredModel) -> sync.Environment:
+        try:
+            source = self.open_source(entry)
+        except Exception as exc:
+            raise sync.SyncError("StoreUnreachable", f"cannot open the store: {exc}") from exc
+        return sync.Environment(
+            data_dir=self.settings.data_dir,
+            source=source,
+            providers=self.providers(),
+            disk_free=self.hardware.disk_free_bytes,
+            memory_available=self.hardware.memory_available_bytes,
+            bandwidth=policy.parse_bandwidth(entry.delivery.max_bandwidth),
+            concurrency=self.settings.concurrency,
+            report=lambda p: self.on_progress(entry.name, p),
+        )
+
+    def on_progress(self, name: str, progress: sync.Progress) -> None:
+        self.update(
+            name,
+            phase=progress.phase,
+            bytes_fetched=progress.bytes_fetched,
+            bytes_reused=progress.bytes_reused,
+            progress_percent=progress.percent,
+        )
+        self.report(force=False, throttle=True)
+
+    def fail(self, entry: DesiredModel, reason: str, message: str) -> None:
+        log.warning(
+            "%s %s/%s failed: %s: %s", entry.name, entry.version, entry.variant, reason, message
+        )
+        old = self.failures.get(entry.name)
+        same = old is not None and (old.version, old.variant) == (entry.version, entry.variant)
+        attempts = old.attempts + 1 if same and old else 1
+        self.failures[entry.name] = Failure(
+            entry.version, entry.variant, reason, attempts, self.clock()
+        )
+        self.metrics.failures.labels(reason).inc()
+        error = ModelError(reason=reason, message=message[:2000])
+        self.update(entry.name, phase="Failed", last_error=error)
+
+    def update(self, name: str, **changes: object) -> None:
+        self.models[name] = reporting.transition(
+            self.models.get(name), name, self.clock(), **changes
+        )
+        self.metrics.observe_model(self.models[name])
+
+    # --- reporting ------------------------------------------------------------------------
+
+    def heartbeat_due(self) -> bool:
+        return self.clock() - self.last_patch >= timedelta(seconds=self.settings.heartbeat)
+
+    def report(self, force: bool, throttle: bool = False) -> None:
+        """Patch status when it changed (throttled while downloading) or a heartbeat is due."""
+        now = self.clock()
+        status = reporting.node_status(
+            self.hardware,
+            list(self.models.values()),
+            len(self.spec.models),
+            self.sent,
+            now,
+            AGENT_VERSION,
+        )
+        recent = now - self.last_patch < timedelta(seconds=self.settings.progress_interval)
+        if not force and (not reporting.differs(status, self.sent) or (throttle and recent)):
+            return
+        try:
+            self.api.patch_status(status)
+        except Exception as exc:
+            self.set_connected(False)
+            log.warning("cannot report status (%s); serving on and retrying", exc)
+            return
+        self.sent, self.last_patch = status, now
+        self.set_connected(True)
+        self.metrics.heartbeat.set(now.timestamp())
+
+
+def _active(item: Installed | None) -> dict[str, object]:
+    if item is None:
+        return {"active_version": "", "active_variant": ""}
+    return {"active_version": item.version, "active_variant": item.variant}
+
+
+def _measured(check: runtime.Check) -> dict[str, object]:
+    latency = LatencySummary(p50_ms=round(check.p50_ms, 3), p95_ms=round(check.p95_ms, 3))
+    return {"latency": latency, "memory_bytes": check.memory_bytes}
+
+
+def load_spec(path: Path) -> EdgeNodeSpec:
+    """The last spec seen (cached on disk), or an empty one."""
+    try:
+        return EdgeNodeSpec.model_validate_json(path.read_bytes())
+    except (OSError, ValueError):
+        return EdgeNodeSpec()

@@ -56,6 +56,8 @@ REQUIREMENTS: dict[str, Requirements] = {
 }
 """Where each kind of variant is meant to run; the measured memory is added per variant."""
 MEMORY_MARGIN = 1.25
+MAIN_FILE = "model.onnx"
+"""Every variant's model file has this name in its manifest (external data keeps its own)."""
 NAME = re.compile(r"[a-z0-9]([-a-z0-9._]*[a-z0-9])?")
 console = Console(stderr=True)
 
@@ -165,7 +167,7 @@ def _variant_files(
     src: Path, model: onnx.ModelProto, name: str, tmp: Path
 ) -> tuple[dict[str, bytes], Path]:
     if name == "fp32":
-        files = {src.name: src.read_bytes()}
+        files = {MAIN_FILE: src.read_bytes()}
         for ext in onnxmodel.external_files(model):
             files[ext.path] = (src.parent / ext.path).read_bytes()
         return files, src
@@ -173,7 +175,7 @@ def _variant_files(
     data = variants.build_fp16(full, console.print) if name == "fp16" else variants.build_int8(src)
     path = tmp / f"{name}.onnx"
     path.write_bytes(data)
-    return {"model.onnx": data}, path
+    return {MAIN_FILE: data}, path
 
 
 def _spans(path: Path, files: dict[str, bytes]) -> dict[str, list[Any]]:

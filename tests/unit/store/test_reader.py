@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_rollout.api.manifest import ChunkRef
+from edge_rollout.api.release import Release
 from edge_rollout.core.chunking import TensorSpan
 from edge_rollout.store import assembly, codec, keys
 from edge_rollout.store.errors import NotFoundError, StoreError, VerificationError
@@ -27,7 +28,7 @@ def published(tmp_path: Path):
     return tmp_path, key, release, reader
 
 
-def _manifest_path(root: Path, release) -> Path:
+def _manifest_path(root: Path, release: Release) -> Path:
     return root / "manifests/sha256" / release.variants[0].manifest_digest.removeprefix("sha256:")
 
 

@@ -1,0 +1,50 @@
+"""Update sizes on pairs generated from magika's real model, against baselines run in the same test.
+
+Bytes include the manifest. The general tools (zstd --patch-from, bsdiff) run as subprocesses.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+
+from tests.fixtures import model_pairs
+from tests.integration import store_fixtures
+
+magika_model = store_fixtures.magika_model
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    missing = [t for t in ("zstd", "bsdiff") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{missing} missing: run hack/install-debian-packages.sh")
+
+
+def test_head_only_fine_tune_costs_at_most_zstd_patch_from(tools, magika_model: Path) -> None:
+    base = onnx.load(str(magika_model))
+    r = model_pairs.compare(
+        "head", magika_model.read_bytes(), model_pairs.head_only(base).SerializeToString()
+    )
+    assert r.wire["edge-rollout"] <= r.wire["zstd --patch-from"]
+
+
+def test_all_weights_drifted_costs_at_most_0_6_of_zstd_patch_from(
+    tools, magika_model: Path
+) -> None:
+    base = onnx.load(str(magika_model))
+    r = model_pairs.compare(
+        "drift", magika_model.read_bytes(), model_pairs.all_drifted(base).SerializeToString()
+    )
+    assert r.wire["edge-rollout"] <= 0.6 * r.wire["zstd --patch-from"]
+
+
+def test_int8_requantization_costs_at_most_1_5_of_bsdiff(tools, magika_model: Path) -> None:
+    base = onnx.load(str(magika_model))
+    a = model_pairs.int8_of(base)
+    b = model_pairs.int8_of(model_pairs.partial_finetune(base))
+    r = model_pairs.compare("int8", a, b)
+    assert r.wire["edge-rollout"] <= 1.5 * r.wire["bsdiff (+zstd)"]

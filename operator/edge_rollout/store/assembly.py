@@ -31,6 +31,14 @@ def _tensor_bytes(entry: FileEntry, t: TensorRange, data: bytes) -> bytes:
     return data[start : start + size]
 
 
+def usable_held(held: Manifest | None, files: Mapping[str, bytes]) -> Manifest | None:
+    """The held manifest reduced to the files whose bytes are present and verify (or None)."""
+    if held is None:
+        return None
+    ok = [f for f in held.files if f.path in files and codec.sha256_hex(files[f.path]) == f.digest]
+    return held.model_copy(update={"files": ok}) if ok else None
+
+
 def held_pools(
     held: Manifest | None, files: Mapping[str, bytes]
 ) -> tuple[dict[str, bytes], dict[str, bytes]]:
@@ -72,8 +80,9 @@ def assemble(
     held_files: Mapping[str, bytes] | None = None,
 ) -> tuple[dict[str, bytes], diffing.ManifestDiff]:
     """Every file of `manifest`, by path, verified; and the plan that was followed."""
-    chunks, tensors = held_pools(held, held_files or {})
-    plan = diffing.diff_manifests(held, manifest)
+    usable = usable_held(held, held_files or {})
+    chunks, tensors = held_pools(usable, held_files or {})
+    plan = diffing.diff_manifests(usable, manifest)
     for use in plan.deltas:
         entry = manifest.files[use.file]
         t = entry.tensors[use.tensor]

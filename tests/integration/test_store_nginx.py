@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edge_rollout.cli import measuring, packing
+from edge_rollout.cli import measuring
 from edge_rollout.cli.main import build_parser
-from edge_rollout.store import assembly, codec, keys
+from edge_rollout.store import assembly, codec, golden, keys
 from edge_rollout.store.errors import StoreError, VerificationError
 from edge_rollout.store.http import HttpTransport
 from edge_rollout.store.reader import StoreReader
@@ -64,18 +63,13 @@ def publish(model: Path, store: Path, key: Path, name: str, version: str, varian
 
 
 def run_golden(reader: StoreReader, manifest, model_bytes: bytes) -> None:
-    golden = reader.fetch_golden(manifest)
-    assert golden is not None
-    tol = manifest.golden.tolerance
+    vectors = reader.fetch_golden(manifest)
+    assert vectors is not None
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    for case in golden.cases:
-        feed = {k: packing.decode_array(v) for k, v in case.inputs.items()}
-        got = dict(
-            zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True)
-        )
-        for name, expected in case.outputs.items():
-            want = packing.decode_array(expected).astype(np.float64)
-            np.testing.assert_allclose(got[name], want, rtol=tol.rtol, atol=tol.atol)
+    names = [o.name for o in session.get_outputs()]
+    for case in vectors.cases:
+        outputs = dict(zip(names, session.run(None, golden.feed(case)), strict=True))
+        assert golden.mismatches(outputs, case, manifest.golden.tolerance) == []
 
 
 def test_small_model_variants_read_back_through_nginx_and_pass_their_golden_vectors(

@@ -168,9 +168,3 @@ def pack_golden(
     ]
     blob = store.put_blob(codec.canonical_json(GoldenVectors(cases=cases)))
     return GoldenRef(blob=blob, cases=len(cases), tolerance=tolerance_for(precision, outputs))
-
-
-def decode_array(a: Array) -> npt.NDArray[np.generic]:
-    """A golden array back as numpy (for agents and tests)."""
-    raw = base64.b64decode(a.data)
-    return np.frombuffer(raw, dtype=np.dtype(a.dtype).newbyteorder("<")).reshape(a.shape)

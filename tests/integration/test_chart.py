@@ -1,0 +1,768 @@
+"""The Helm chart and the plain manifests against the real kube-apiserver.
+
+`helm lint --strict`; the values schema; `helm template | kubectl apply --dry-run=server`; the
+manifests in manifests/ equal a fresh `helm template`; a real `helm install`, whose RBAC is then
+proven by running the operator and the agent with nothing but their service-account tokens, and
+whose admission policy lets the agent of node n1 write EdgeNode n1 and refuses it EdgeNode n2.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from edge_rollout.api import chartvalues
+from edge_rollout.cli import generate
+from edge_rollout.testing.controlplane import ControlPlane, binaries_dir, free_port
+from tests.integration.test_crds import with_change
+from tests.support import REPO, Kubectl
+
+CHART = REPO / "charts" / "edge-rollout"
+LABELS = ("name", "instance", "version", "component", "part-of", "managed-by")
+POLICY_DENIAL = "may only write EdgeNode"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, env=env)
+
+
+@pytest.fixture(scope="module")
+def helm_bin() -> Path:
+    return binaries_dir() / "helm"
+
+
+def template(helm_bin: Path, *args: str) -> list[dict[str, Any]]:
+    """`helm template` of the chart (release t, namespace edge-rollout) as parsed documents."""
+    out = run(str(helm_bin), "template", "t", str(CHART), "-n", "edge-rollout", *args)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def one(documents: list[dict[str, Any]], kind: str, suffix: str = "") -> dict[str, Any]:
+    found = [d for d in documents if d["kind"] == kind and d["metadata"]["name"].endswith(suffix)]
+    assert len(found) == 1, f"{len(found)} {kind} objects named *{suffix}"
+    return found[0]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not met within {timeout}s")
+
+
+# --- the chart on its own --------------------------------------------------------------------
+
+
+def test_values_yaml_holds_exactly_the_defaults_of_the_chartvalues_model() -> None:
+    written = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert written == chartvalues.default_values(), (
+        "charts/edge-rollout/values.yaml and api/chartvalues.py disagree: change both"
+    )
+
+
+def test_helm_lint_strict_passes(helm_bin: Path) -> None:
+    out = run(str(helm_bin), "lint", "--strict", str(CHART))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        pytest.param("operator.replicas=2", "additional properties 'replicas'", id="unknown-key"),
+        pytest.param("agent.token.expirationSeconds=60", "minimum", id="token-too-short"),
+        pytest.param("agent.logLevel=LOUD", "DEBUG", id="bad-enum"),
+        pytest.param("operator.image.digest=latest", "sha256", id="digest-not-a-digest"),
+        pytest.param("store.publicKey=k,store.existingSecret=s", "not both", id="two-key-sources"),
+    ],
+)
+def test_bad_values_are_refused_with_a_message(helm_bin: Path, setting: str, message: str) -> None:
+    out = run(str(helm_bin), "template", "t", str(CHART), "--set", setting)
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+
+
+def test_every_object_carries_the_standard_labels(helm_bin: Path) -> None:
+    for document in template(helm_bin):
+        if document["kind"] == "CustomResourceDefinition":
+            continue
+        labels = document["metadata"]["labels"]
+        missing = [k for k in LABELS if f"app.kubernetes.io/{k}" not in labels]
+        assert not missing, f"{document['kind']} {document['metadata']['name']} lacks {missing}"
+        assert labels["helm.sh/chart"] == "edge-rollout-0.1.0"
+
+
+def test_operator_is_one_recreated_replica_with_peering_probes_and_a_locked_down_container(
+    helm_bin: Path,
+) -> None:
+    deployment = one(template(helm_bin, "--set", "operator.peering.priority=7"), "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == [
+        "operator",
+        "--liveness=http://0.0.0.0:8080/healthz",
+        "--priority=7",
+    ]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["port"] == "health"
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["runAsNonRoot"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    standalone = one(template(helm_bin, "--set", "operator.peering.enabled=false"), "Deployment")
+    assert "--standalone" in standalone["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_agent_gets_its_node_from_the_downward_api_and_a_short_lived_pod_bound_token(
+    helm_bin: Path,
+) -> None:
+    daemonset = one(template(helm_bin, "--set", "agent.token.expirationSeconds=900"), "DaemonSet")
+    pod = daemonset["spec"]["template"]["spec"]
+    agent = pod["containers"][0]
+    assert "--node=$(NODE_NAME)" in agent["args"]
+    env = {e["name"]: e for e in agent["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert pod["automountServiceAccountToken"] is False
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    token = volumes["kube-api-access"]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["expirationSeconds"] == 900
+    assert volumes["data"]["hostPath"] == {
+        "path": "/var/lib/edge-rollout",
+        "type": "DirectoryOrCreate",
+    }
+    assert pod["nodeSelector"] == {"edge": "true"}
+    assert agent["ports"][0]["containerPort"] == 9464
+
+
+@pytest.mark.parametrize(
+    ("values", "volume"),
+    [
+        pytest.param(
+            ["store.publicKey=KEY"],
+            {"configMap": {"name": "t-edge-rollout-store-key"}},
+            id="public-key-in-a-configmap",
+        ),
+        pytest.param(
+            ["store.existingSecret=signing"],
+            {
+                "secret": {
+                    "secretName": "signing",
+                    "items": [{"key": "public-key.pem", "path": "public-key.pem"}],
+                }
+            },
+            id="existing-secret",
+        ),
+    ],
+)
+def test_the_store_key_is_mounted_into_the_operator(
+    helm_bin: Path, values: list[str], volume: dict[str, Any]
+) -> None:
+    documents = template(helm_bin, *[arg for v in values for arg in ("--set", v)])
+    pod = one(documents, "Deployment")["spec"]["template"]["spec"]
+    mounted = {v["name"]: v for v in pod["volumes"]}["store-key"]
+    assert {k: v for k, v in mounted.items() if k != "name"} == volume
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["EDGE_ROLLOUT_STORE_PUBLIC_KEY_FILE"] == "/etc/edge-rollout/store/public-key.pem"
+    configmaps = [d for d in documents if d["kind"] == "ConfigMap"]
+    assert [c["data"] for c in configmaps] == (
+        [{"public-key.pem": "KEY"}] if "configMap" in volume else []
+    )
+
+
+def test_the_servicemonitor_needs_the_value_and_the_api(helm_bin: Path) -> None:
+    enabled = ("--set", "metrics.serviceMonitor.enabled=true")
+    assert not [d for d in template(helm_bin, *enabled) if d["kind"] == "ServiceMonitor"]
+    api = ("--api-versions", "monitoring.coreos.com/v1")
+    assert not [d for d in template(helm_bin, *api) if d["kind"] == "ServiceMonitor"]
+    monitor = one(template(helm_bin, *enabled, *api), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_an_image_digest_wins_over_the_tag(helm_bin: Path) -> None:
+    digest = "sha256:" + "ab" * 32
+    documents = template(helm_bin, "--set", f"agent.image.digest={digest}")
+    agent = one(documents, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
+    assert agent["image"] == f"ghcr.io/edge-rollout/agent@{digest}"
+    operator = one(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert operator["image"] == "ghcr.io/edge-rollout/operator:0.1.0"
+
+
+# --- against the apiserver -------------------------------------------------------------------
+
+
+def ensure_namespace(kubectl: Kubectl, name: str, *labels: str) -> None:
+    kubectl("create", "namespace", name, check=False)
+    if labels:
+        kubectl("label", "namespace", name, "--overwrite", *labels)
+
+
+@pytest.fixture(scope="module")
+def all_crds(kubectl: Kubectl, crds_installed: None) -> None:
+    """Our CRDs (from crds/) and Kopf's peering CRD (from the chart's crds/), Established."""
+    kubectl("apply", "--server-side", "-f", str(CHART / "crds"))
+    kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/clusterkopfpeerings.kopf.dev"
+    )
+
+
+def test_the_rendered_chart_passes_a_server_side_dry_run(
+    helm_bin: Path, kubectl: Kubectl, all_crds: None, tmp_path: Path
+) -> None:
+    out = run(str(helm_bin), "template", "t", str(CHART), "-n", "edge-rollout", "--include-crds")
+    assert out.returncode == 0, out.stderr
+    rendered = tmp_path / "out.yaml"
+    rendered.write_text(out.stdout)
+    ensure_namespace(kubectl, "edge-rollout", "pod-security.kubernetes.io/enforce=privileged")
+    applied = kubectl("apply", "--dry-run=server", "-f", str(rendered))
+    for kind in (
+        "deployment.apps/t-edge-rollout-operator",
+        "daemonset.apps/t-edge-rollout-agent",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/t-edge-rollout-agent-own",
+        "clusterkopfpeering.kopf.dev/edge-rollout",
+    ):
+        assert kind in applied.stdout, applied.stdout
+
+
+def pod_from_template(workload: dict[str, Any], name: str) -> dict[str, Any]:
+    template_ = workload["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": template_["metadata"]["labels"]},
+        "spec": template_["spec"],
+    }
+
+
+def test_the_operator_pod_meets_pod_security_restricted_and_the_agent_breaks_it_only_by_hostpath(
+    helm_bin: Path, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    documents = template(helm_bin, "--set", "agent.dataDir.initPermissions=false")
+    operator = pod_from_template(one(documents, "Deployment"), "operator")
+    kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(operator))
+    agent = pod_from_template(one(documents, "DaemonSet"), "agent")
+    refused = kubectl(
+        "create",
+        "--dry-run=server",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(agent),
+        check=False,
+    )
+    assert refused.returncode != 0
+    violations = refused.stderr.split("violates PodSecurity")[1]
+    assert (
+        'restricted volume types (volume "data" uses restricted volume type "hostPath")'
+        in violations
+    )
+    assert violations.count("(") == 1, violations  # no other violation than the hostPath volume
+
+
+def test_the_manifests_are_a_fresh_helm_template_of_the_chart(helm_bin: Path) -> None:
+    for relative, text in generate.render_manifests(REPO, helm_bin).items():
+        assert (REPO / relative).read_text() == text, (
+            f"{relative} drifted from charts/edge-rollout: run `make generate` and commit it"
+        )
+
+
+def test_the_manifests_pass_a_server_side_dry_run(kubectl: Kubectl, all_crds: None) -> None:
+    ensure_namespace(kubectl, "edge-rollout")
+    manifests = REPO / "manifests"
+    kubectl("apply", "--dry-run=server", "-f", str(manifests / "crds.yaml"))
+    applied = kubectl("apply", "--dry-run=server", "-f", str(manifests / "install.yaml"))
+    assert "deployment.apps/edge-rollout-operator" in applied.stdout, applied.stdout
+
+
+# --- a real helm install, and its RBAC and admission policy in use ----------------------------
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    nodes: tuple[str, str]
+
+    @property
+    def operator_sa(self) -> str:
+        return f"{self.name}-edge-rollout-operator"
+
+    @property
+    def agent_sa(self) -> str:
+        return f"{self.name}-edge-rollout-agent"
+
+    def user(self, service_account: str) -> str:
+        return f"system:serviceaccount:{self.namespace}:{service_account}"
+
+
+def helm(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    out = run(str(plane.bin_dir / "helm"), f"--kubeconfig={plane.kubeconfig}", *args)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def release(control_plane: ControlPlane, kubectl: Kubectl, all_crds: None) -> Iterator[Release]:
+    """`helm install` (CRDs are already there: crds.enabled=false), nodes n1 and n2, an agent pod
+    on n1; everything is removed again at the end (the namespace stays: no namespace controller)."""
+    suffix = uuid.uuid4().hex[:6]
+    rel = Release(f"er-{suffix}", f"chart-{suffix}", (f"n1-{suffix}", f"n2-{suffix}"))
+    helm(
+        control_plane,
+        "install",
+        rel.name,
+        str(CHART),
+        "-n",
+        rel.namespace,
+        "--create-namespace",
+        "--set",
+        "crds.enabled=false",
+    )
+    try:
+        for node in rel.nodes:
+            kubectl(
+                "create",
+                "-f",
+                "-",
+                input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
+            )
+        kubectl("create", "-n", rel.namespace, "-f", "-", input=json.dumps(agent_pod(rel)))
+        yield rel
+    finally:
+        kubectl("delete", "edgenode", *rel.nodes, "--ignore-not-found", check=False)
+        kubectl(
+            "delete",
+            "pod",
+            "agent-n1",
+            "-n",
+            rel.namespace,
+            "--ignore-not-found",
+            "--grace-period=0",
+            "--force",
+            check=False,
+        )
+        kubectl("delete", "node", *rel.nodes, "--ignore-not-found", check=False)
+        helm(control_plane, "uninstall", rel.name, "-n", rel.namespace)
+
+
+def agent_pod(rel: Release) -> dict[str, Any]:
+    """What the DaemonSet would create on n1 (no kubelet runs it; its token is what counts)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "agent-n1"},
+        "spec": {
+            "nodeName": rel.nodes[0],
+            "serviceAccountName": rel.agent_sa,
+            "containers": [{"name": "agent", "image": "ghcr.io/edge-rollout/agent"}],
+        },
+    }
+
+
+def token_kubeconfig(plane: ControlPlane, token: str, path: Path) -> Path:
+    ca = base64.b64encode((plane.workdir / "serving" / "apiserver.crt").read_bytes()).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": plane.url, "certificate-authority-data": ca},
+                    }
+                ],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
+            }
+        )
+    )
+    return path
+
+
+def agent_token(kubectl: Kubectl, rel: Release, bound: bool = True) -> str:
+    binding = ["--bound-object-kind", "Pod", "--bound-object-name", "agent-n1"] if bound else []
+    return kubectl("create", "token", rel.agent_sa, "-n", rel.namespace, *binding).stdout.strip()
+
+
+def edgenode(name: str, models: list[dict[str, Any]] | None = None) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "edgerollout.dev/v1alpha1",
+            "kind": "EdgeNode",
+            "metadata": {"name": name},
+            "spec": {"models": models or []},
+        }
+    )
+
+
+def test_helm_install_creates_every_object(kubectl: Kubectl, release: Release) -> None:
+    selector = f"app.kubernetes.io/instance={release.name}"
+    names = kubectl(
+        "get",
+        "deployment,daemonset,serviceaccount,service",
+        "-n",
+        release.namespace,
+        "-l",
+        selector,
+        "-o",
+        "name",
+    ).stdout.split()
+    assert sorted(names) == sorted(
+        [
+            f"deployment.apps/{release.name}-edge-rollout-operator",
+            f"daemonset.apps/{release.name}-edge-rollout-agent",
+            f"serviceaccount/{release.operator_sa}",
+            f"serviceaccount/{release.agent_sa}",
+            f"service/{release.name}-edge-rollout-agent-metrics",
+        ]
+    )
+    cluster = kubectl(
+        "get",
+        "clusterrole,clusterrolebinding,validatingadmissionpolicy,"
+        "validatingadmissionpolicybinding,clusterkopfpeering",
+        "-l",
+        selector,
+        "-o",
+        "name",
+    ).stdout.split()
+    for role in ("operator", "agent", "view", "edit"):
+        assert (
+            f"clusterrole.rbac.authorization.k8s.io/{release.name}-edge-rollout-{role}" in cluster
+        )
+    assert "clusterkopfpeering.kopf.dev/edge-rollout" in cluster
+    policy = f"{release.name}-edge-rollout-agent-own-edgenode"
+    assert f"validatingadmissionpolicy.admissionregistration.k8s.io/{policy}" in cluster
+    assert f"validatingadmissionpolicybinding.admissionregistration.k8s.io/{policy}" in cluster
+
+
+def can(kubectl: Kubectl, user: str, verb: str, resource: str, namespace: str = "default") -> bool:
+    """`kubectl auth can-i`; `resource` may end in `/status` (subresource) or `/<name>`."""
+    args = [verb, resource]
+    if resource.endswith("/status"):
+        args = [verb, resource.removesuffix("/status"), "--subresource=status"]
+    out = kubectl("auth", "can-i", *args, f"--as={user}", "-n", namespace, check=False)
+    return out.stdout.strip() == "yes"
+
+
+@pytest.mark.parametrize(
+    ("account", "verb", "resource", "allowed"),
+    [
+        ("operator", "watch", "modeldeployments.edgerollout.dev", True),
+        ("operator", "patch", "modeldeployments.edgerollout.dev/status", True),
+        ("operator", "update", "modeldeployments.edgerollout.dev", False),
+        ("operator", "delete", "modeldeployments.edgerollout.dev", False),
+        ("operator", "create", "edgenodes.edgerollout.dev", True),
+        ("operator", "delete", "edgenodes.edgerollout.dev", True),
+        ("operator", "list", "nodes", True),
+        ("operator", "patch", "nodes", False),
+        ("operator", "create", "events", True),
+        ("operator", "create", "events.events.k8s.io", True),
+        ("operator", "get", "secrets", False),
+        ("operator", "patch", "clusterkopfpeerings.kopf.dev/edge-rollout", True),
+        ("operator", "patch", "clusterkopfpeerings.kopf.dev/someone-else", False),
+        ("agent", "watch", "edgenodes.edgerollout.dev", True),
+        ("agent", "create", "edgenodes.edgerollout.dev", True),
+        ("agent", "patch", "edgenodes.edgerollout.dev/status", True),
+        ("agent", "patch", "edgenodes.edgerollout.dev", False),
+        ("agent", "delete", "edgenodes.edgerollout.dev", False),
+        ("agent", "list", "modeldeployments.edgerollout.dev", False),
+        ("agent", "get", "secrets", False),
+        ("agent", "list", "pods", False),
+    ],
+)
+def test_service_accounts_have_exactly_the_rights_they_need(
+    kubectl: Kubectl, release: Release, account: str, verb: str, resource: str, allowed: bool
+) -> None:
+    sa = release.operator_sa if account == "operator" else release.agent_sa
+    assert can(kubectl, release.user(sa), verb, resource) is allowed
+
+
+def test_user_roles_let_viewers_read_and_editors_write_modeldeployments(
+    kubectl: Kubectl, release: Release, namespace: str
+) -> None:
+    for role, user in (("view", "viewer"), ("edit", "editor")):
+        kubectl(
+            "create",
+            "rolebinding",
+            f"{role}-{release.name}",
+            "-n",
+            namespace,
+            f"--clusterrole={release.name}-edge-rollout-{role}",
+            f"--user={user}",
+        )
+    assert can(kubectl, "viewer", "list", "modeldeployments.edgerollout.dev", namespace)
+    assert not can(kubectl, "viewer", "create", "modeldeployments.edgerollout.dev", namespace)
+    assert can(kubectl, "editor", "create", "modeldeployments.edgerollout.dev", namespace)
+    assert can(kubectl, "editor", "patch", "modeldeployments.edgerollout.dev", namespace)
+    assert not can(kubectl, "editor", "patch", "modeldeployments.edgerollout.dev/status", namespace)
+    labels = kubectl(
+        "get",
+        "clusterrole",
+        f"{release.name}-edge-rollout-view",
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ).stdout
+    assert '"rbac.authorization.k8s.io/aggregate-to-view":"true"' in labels
+
+
+def as_agent(
+    plane: ControlPlane, kubectl: Kubectl, token: str, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(plane.kubectl),
+            "--kubeconfig=/dev/null",
+            f"--server={plane.url}",
+            f"--token={token}",
+            f"--certificate-authority={plane.workdir / 'serving' / 'apiserver.crt'}",
+            *args,
+        ],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_agent_of_node_n1_may_write_edgenode_n1_and_is_refused_n2(
+    control_plane: ControlPlane, kubectl: Kubectl, release: Release
+) -> None:
+    token = agent_token(kubectl, release)
+    n1, n2 = release.nodes
+    whoami = json.loads(
+        as_agent(control_plane, kubectl, token, "auth", "whoami", "-o", "json").stdout
+    )
+    assert whoami["status"]["userInfo"]["extra"]["authentication.kubernetes.io/node-name"] == [n1]
+
+    def refused_n2() -> str | None:  # the policy becomes effective about a second after creation
+        out = as_agent(
+            control_plane,
+            kubectl,
+            token,
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=edgenode(n2),
+        )
+        return out.stderr if POLICY_DENIAL in out.stderr else None
+
+    denial = wait_for(refused_n2, timeout=20, what="the admission policy in force")
+    assert f"the edge-rollout agent on node {n1} may only write EdgeNode {n1}, not {n2}" in denial
+
+    created = as_agent(control_plane, kubectl, token, "create", "-f", "-", input=edgenode(n1))
+    assert created.returncode == 0, created.stderr
+    status = '{"status": {"heartbeatTime": "2026-01-01T00:00:00Z"}}'
+    patched = as_agent(
+        control_plane,
+        kubectl,
+        token,
+        "patch",
+        "edgenode",
+        n1,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    )
+    assert patched.returncode == 0, patched.stderr
+
+    kubectl("create", "-f", "-", input=edgenode(n2))
+    refused = as_agent(
+        control_plane,
+        kubectl,
+        token,
+        "patch",
+        "edgenode",
+        n2,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    )
+    assert refused.returncode != 0
+    assert f"may only write EdgeNode {n1}, not {n2}" in refused.stderr, refused.stderr
+
+
+def test_agent_may_not_assign_itself_models_nor_write_with_an_unbound_token(
+    control_plane: ControlPlane, kubectl: Kubectl, release: Release
+) -> None:
+    n1 = release.nodes[0]
+    model = {
+        "name": "ns/md",
+        "model": "m",
+        "version": "1",
+        "variant": "fp32",
+        "storeUrl": "http://store.invalid",
+    }
+    out = as_agent(
+        control_plane,
+        kubectl,
+        agent_token(kubectl, release),
+        "create",
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=edgenode(n1, [model]),
+    )
+    assert "only with empty spec.models: the operator assigns models" in out.stderr, out.stderr
+    out = as_agent(
+        control_plane,
+        kubectl,
+        agent_token(kubectl, release, bound=False),
+        "create",
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=edgenode(n1),
+    )
+    assert "must use a service-account token bound to a pod on a node" in out.stderr, out.stderr
+
+
+class Process:
+    """A child process logging to a file; stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+            )
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+OPERATOR = (
+    "import logging, sys; logging.basicConfig(level=logging.INFO);"
+    " from edge_rollout.cli.main import main; main(sys.argv[1:])"
+)
+
+
+def test_the_operator_reconciles_with_only_its_service_accounts_rights(
+    control_plane: ControlPlane,
+    kubectl: Kubectl,
+    release: Release,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    token = kubectl("create", "token", release.operator_sa, "-n", release.namespace).stdout.strip()
+    env = {
+        **os.environ,
+        "POD_ID": f"test-{release.name}",
+        "KUBECONFIG": str(token_kubeconfig(control_plane, token, tmp_path / "kubeconfig")),
+    }
+    port = free_port()
+    args = [
+        sys.executable,
+        "-c",
+        OPERATOR,
+        "operator",
+        f"--liveness=http://127.0.0.1:{port}/healthz",
+        "--priority=100",
+    ]
+    document = with_change("metadata.namespace", namespace)
+    with Process(args, tmp_path / "operator.log", env) as operator:
+        kubectl("apply", "-f", "-", input=json.dumps(document))
+
+        def observed() -> bool:
+            out = kubectl(
+                "get",
+                "mdep",
+                "magika",
+                "-n",
+                namespace,
+                "-o",
+                "jsonpath={.status.observedGeneration}",
+            ).stdout
+            return out == "1"
+
+        wait_for(observed, timeout=60, what=f"status.observedGeneration\n{operator.output()}")
+
+        def peered() -> bool:
+            status = kubectl(
+                "get", "clusterkopfpeering", "edge-rollout", "-o", "jsonpath={.status}"
+            ).stdout
+            return f"test-{release.name}" in status
+
+        wait_for(peered, timeout=30, what="the operator in the ClusterKopfPeering")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200
+    kubectl("delete", "mdep", "magika", "-n", namespace, "--wait=false")
+    assert "Forbidden" not in operator.output(), operator.output()
+
+
+def test_the_agent_reports_its_own_node_and_is_refused_another_with_a_pod_bound_token(
+    control_plane: ControlPlane, kubectl: Kubectl, release: Release, tmp_path: Path
+) -> None:
+    n1, n2 = release.nodes
+    kubeconfig = token_kubeconfig(control_plane, agent_token(kubectl, release), tmp_path / "kc")
+    env = dict(os.environ)
+
+    def agent(node: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "edge_rollout_agent",
+            "--node",
+            node,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--data-dir",
+            str(tmp_path / node),
+            "--metrics-port",
+            "0",
+            "--heartbeat",
+            "1",
+        ]
+
+    kubectl("delete", "edgenode", n1, n2, "--ignore-not-found")
+    with Process(agent(n1), tmp_path / "n1.log", env) as own:
+
+        def reported() -> str:
+            return kubectl(
+                "get", "edgenode", n1, "-o", "jsonpath={.status.hardware.arch}", check=False
+            ).stdout
+
+        wait_for(reported, timeout=60, what=f"EdgeNode {n1} status\n{own.output()}")
+    with Process(agent(n2), tmp_path / "n2.log", env) as other:
+        wait_for(lambda: POLICY_DENIAL in other.output(), timeout=60, what="the refusal")
+    assert f"may only write EdgeNode {n1}, not {n2}" in other.output()
+    assert kubectl("get", "edgenode", n2, check=False).returncode != 0

@@ -48,6 +48,13 @@ class DesiredModel(ApiModel):
     """Network and delta policy."""
     require_test_vectors: bool = True
     """Fail the model if the release's golden test vectors do not match."""
+    memory_bytes: int = Field(default=0, ge=0)
+    """Memory the chosen variant needs; other deployments' planners count it when packing."""
+    requested_at: str = Field(default="", max_length=64)
+    """When the operator asked for this version and variant (RFC 3339): the progress deadline
+    starts here."""
+    excluded_variants: list[str] = Field(default_factory=list, max_length=16)
+    """Variants of this version that failed on this node; selection falls back past them."""
 
 
 class EdgeNodeSpec(ApiModel):

@@ -135,6 +135,19 @@ class Step(ApiModel):
     )
 
 
+class Approval(ApiModel):
+    """Let a rollout of one version pass its pauses up to a step (`kubectl edge-rollout promote`).
+
+    Kept in spec so GitOps users can write it in Git; bound to a version so it never carries over
+    to the next rollout.
+    """
+
+    version: str = Field(min_length=1, max_length=128)
+    """The version this approval is for."""
+    through_step: int = Field(ge=0, le=64)
+    """Pauses at step indexes up to and including this one are passed."""
+
+
 class Strategy(ApiModel):
     """Waves over nodes, in Argo Rollouts' vocabulary adapted to nodes."""
 
@@ -160,6 +173,8 @@ class Strategy(ApiModel):
     TimedOut."""
     min_ready_seconds: int = Field(default=30, ge=0, le=86_400)
     """A node counts as updated only after it has been Ready on the new version this long."""
+    approved: Approval | None = None
+    """Pass the pauses of this version's rollout up to a step (a promote, written in spec)."""
 
 
 class HealthGate(ApiModel):
@@ -329,6 +344,9 @@ class ModelDeploymentStatus(ApiModel):
     """The version every node falls back to: the last one that completed."""
     target_version: str = Field(default="", max_length=128)
     """The version being rolled out."""
+    abort_reason: str = Field(default="", max_length=1024)
+    """Why the rollout of targetVersion was aborted (empty while it is not); an aborted rollout
+    stays aborted until spec.model.version changes."""
     current_step_index: int = Field(default=0, ge=0)
     """Index of the step in progress (equal to the number of steps when all are done)."""
     step_started_at: str = Field(default="", max_length=64)

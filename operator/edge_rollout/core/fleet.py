@@ -1,0 +1,325 @@
+"""Fleet bookkeeping for the planner: EdgeNode entries, and the status and events a plan reports.
+
+Pure. `summarize` turns per-node outcomes into the ModelDeployment status (counts by outcome and
+variant, bytes fetched vs reused, the worst nodes, kstatus-compatible conditions) and the events
+of the transitions since the previous status.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from edge_rollout.api.common import Condition, ConditionStatus
+from edge_rollout.api.edgenode import DesiredModel, ModelStatus
+from edge_rollout.api.modeldeployment import (
+    ModelDeploymentStatus,
+    NodeReport,
+    PhaseCounts,
+    VariantCount,
+)
+from edge_rollout.api.release import Release
+from edge_rollout.core import selection, steps
+from edge_rollout.core.conditions import rfc3339, set_condition
+
+if TYPE_CHECKING:
+    from edge_rollout.core.planning import Deployment
+
+NodeState = Literal["old", "updating", "updated", "failed", "unschedulable"]
+WORST_NODES = 10
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the ModelDeployment."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """Where one selected node stands with the target version, and the entry it should have."""
+
+    node: str
+    state: NodeState
+    desired: DesiredModel | None
+    choice: selection.Choice | None
+    reported: ModelStatus | None
+
+
+def desired_entry(
+    deployment: Deployment,
+    release: Release,
+    choice: selection.Choice,
+    *,
+    keep: str,
+    requested_at: str,
+    excluded: Sequence[str],
+) -> DesiredModel:
+    """A fresh EdgeNode entry asking for `choice` of `release`."""
+    assert choice.variant is not None
+    variant = release.variant(choice.variant)
+    assert variant is not None
+    spec = deployment.spec
+    return DesiredModel(
+        name=deployment.key,
+        model=spec.model.name,
+        version=release.version,
+        variant=variant.name,
+        manifest_digest=variant.manifest_digest,
+        store_url=spec.model.store.url,
+        public_key=spec.model.store.public_key,
+        priority=spec.priority,
+        keep_version=keep if keep != release.version else "",
+        window=spec.update_policy.window,
+        delivery=spec.update_policy.delivery,
+        require_test_vectors=spec.health_gate.require_test_vectors,
+        memory_bytes=choice.memory_bytes,
+        requested_at=requested_at,
+        excluded_variants=list(excluded),
+    )
+
+
+def refresh_entry(deployment: Deployment, desired: DesiredModel) -> DesiredModel:
+    """The same version and variant with the policy fields the spec has now."""
+    spec = deployment.spec
+    return desired.model_copy(
+        update={
+            "store_url": spec.model.store.url,
+            "public_key": spec.model.store.public_key,
+            "priority": spec.priority,
+            "window": spec.update_policy.window,
+            "delivery": spec.update_policy.delivery,
+            "require_test_vectors": spec.health_gate.require_test_vectors,
+        }
+    )
+
+
+def summarize(
+    deployment: Deployment,
+    stable: str,
+    target: str,
+    progress: steps.StepProgress,
+    verdict: str | None,
+    outcomes: Sequence[NodeOutcome],
+    now: datetime,
+) -> tuple[ModelDeploymentStatus, tuple[Event, ...]]:
+    """The next status, and the events for what changed since the previous one.
+
+    `verdict` is why the rollout is aborted (None while it is not).
+    """
+    previous = deployment.status
+    aborted = verdict is not None
+    states: Counter[str] = Counter(o.state for o in outcomes)
+    done = (
+        not aborted
+        and progress.index >= len(deployment.spec.strategy.steps)
+        and all(o.state in ("updated", "failed", "unschedulable") for o in outcomes)
+    )
+    phase = _phase(deployment, stable, aborted, done, states)
+    status = previous.model_copy(
+        update={
+            "observed_generation": deployment.generation,
+            "phase": phase,
+            "stable_version": target if done else stable,
+            "target_version": target,
+            "abort_reason": verdict or "",
+            "current_step_index": progress.index,
+            "step_started_at": rfc3339(progress.started),
+            "counts": _counts(outcomes, target),
+            "variants": _variants(outcomes, target),
+            "bytes_fetched": sum(_bytes(o, target)[0] for o in outcomes),
+            "bytes_reused": sum(_bytes(o, target)[1] for o in outcomes),
+            "worst_nodes": _worst(outcomes),
+            "message": _message(
+                deployment, stable, verdict, target, progress, states, len(outcomes)
+            ),
+        }
+    )
+    status = status.model_copy(update={"conditions": _conditions(status, deployment, now)})
+    return status, _transition_events(previous, status)
+
+
+def _phase(
+    deployment: Deployment, stable: str, aborted: bool, done: bool, states: Counter[str]
+) -> str:
+    if aborted:
+        rollback = deployment.spec.abort.failure_handling_policy == "Rollback"
+        return "RolledBack" if rollback and stable else "Failed"
+    if done:
+        return "Degraded" if states["failed"] or states["unschedulable"] else "Ready"
+    if deployment.spec.paused:
+        return "Paused"
+    return "Progressing"
+
+
+def _counts(outcomes: Sequence[NodeOutcome], target: str) -> PhaseCounts:
+    states = Counter(o.state for o in outcomes)
+    applied = sum(1 for o in outcomes if o.desired is not None and o.desired.version == target)
+    failed = states["failed"] + states["unschedulable"]
+    return PhaseCounts(
+        targeted=len(outcomes),
+        applied=applied,
+        succeeded=states["updated"],
+        failed=failed,
+        pending=len(outcomes) - states["updated"] - failed,
+    )
+
+
+def _variants(outcomes: Sequence[NodeOutcome], target: str) -> list[VariantCount]:
+    chosen = Counter(
+        o.desired.variant for o in outcomes if o.desired is not None and o.desired.version == target
+    )
+    return [VariantCount(variant=v, nodes=n) for v, n in sorted(chosen.items())]
+
+
+def _bytes(outcome: NodeOutcome, target: str) -> tuple[int, int]:
+    reported = outcome.reported
+    if reported is None or reported.version != target:
+        return 0, 0
+    return reported.bytes_fetched, reported.bytes_reused
+
+
+def _worst(outcomes: Sequence[NodeOutcome]) -> list[NodeReport]:
+    bad = [o for o in outcomes if o.state in ("failed", "unschedulable")]
+    return [_report(o) for o in sorted(bad, key=lambda o: o.node)[:WORST_NODES]]
+
+
+def _report(outcome: NodeOutcome) -> NodeReport:
+    if outcome.state == "unschedulable" and outcome.choice is not None:
+        return NodeReport(
+            node=outcome.node,
+            phase="Unschedulable",
+            reason=outcome.choice.reason,
+            message=outcome.choice.message[:1024],
+        )
+    error = outcome.reported.last_error if outcome.reported else None
+    if error is None:
+        return NodeReport(
+            node=outcome.node,
+            phase="Failed",
+            reason="ProgressDeadlineExceeded",
+            message="not Ready on the new version within progressDeadlineSeconds",
+        )
+    return NodeReport(
+        node=outcome.node, phase="Failed", reason=error.reason, message=error.message[:1024]
+    )
+
+
+def _message(
+    deployment: Deployment,
+    stable: str,
+    verdict: str | None,
+    target: str,
+    progress: steps.StepProgress,
+    states: Counter[str],
+    total: int,
+) -> str:
+    if verdict is not None:
+        return (
+            f"rollout of {target} aborted: {verdict}; nodes run "
+            f"{stable or 'what they had'} until spec.model.version changes"
+        )
+    updated = states["updated"]
+    if total == 0:
+        return f"no nodes match spec.nodeSelector; {target} will go to nodes that match later"
+    strategy = deployment.spec.strategy
+    where = f"step {progress.index}/{len(strategy.steps)}" + (
+        f" ({steps.describe(strategy.steps[progress.index])})"
+        if progress.index < len(strategy.steps)
+        else ""
+    )
+    return f"{updated}/{total} nodes on {target}, {states['failed']} failed; {where}"
+
+
+ConditionRow = tuple[str, ConditionStatus, str]
+
+
+def _conditions(
+    status: ModelDeploymentStatus, deployment: Deployment, now: datetime
+) -> list[Condition]:
+    rows = _condition_rows(status.phase)
+    conditions = status.conditions
+    for type_, value, reason in rows:
+        conditions = set_condition(
+            conditions,
+            type_=type_,
+            status=value,
+            reason=reason,
+            message=status.message,
+            generation=deployment.generation,
+            now=now,
+        )
+    return conditions
+
+
+def _condition_rows(phase: str) -> tuple[ConditionRow, ...]:
+    table: dict[str, tuple[ConditionRow, ...]] = {
+        "Ready": (
+            ("Ready", "True", "RolloutComplete"),
+            ("Progressing", "False", "RolloutComplete"),
+            ("Degraded", "False", "RolloutComplete"),
+            ("Reconciling", "False", "RolloutComplete"),
+            ("Stalled", "False", "RolloutComplete"),
+        ),
+        "Degraded": (
+            ("Ready", "True", "RolloutCompleteWithFailures"),
+            ("Progressing", "False", "RolloutComplete"),
+            ("Degraded", "True", "NodesFailed"),
+            ("Reconciling", "False", "RolloutComplete"),
+            ("Stalled", "False", "RolloutComplete"),
+        ),
+        "Progressing": (
+            ("Ready", "False", "RolloutInProgress"),
+            ("Progressing", "True", "RolloutInProgress"),
+            ("Degraded", "False", "RolloutInProgress"),
+            ("Reconciling", "True", "RolloutInProgress"),
+            ("Stalled", "False", "RolloutInProgress"),
+        ),
+        "Paused": (
+            ("Ready", "False", "RolloutPaused"),
+            ("Progressing", "False", "RolloutPaused"),
+            ("Degraded", "False", "RolloutPaused"),
+            ("Reconciling", "False", "RolloutPaused"),
+            ("Stalled", "False", "RolloutPaused"),
+        ),
+        "RolledBack": (
+            ("Ready", "False", "RolledBack"),
+            ("Progressing", "False", "RolledBack"),
+            ("Degraded", "True", "RolloutAborted"),
+            ("Reconciling", "False", "RolledBack"),
+            ("Stalled", "True", "RolloutAborted"),
+        ),
+        "Failed": (
+            ("Ready", "False", "RolloutAborted"),
+            ("Progressing", "False", "RolloutAborted"),
+            ("Degraded", "True", "RolloutAborted"),
+            ("Reconciling", "False", "RolloutAborted"),
+            ("Stalled", "True", "RolloutAborted"),
+        ),
+    }
+    return table[phase]
+
+
+def _transition_events(
+    previous: ModelDeploymentStatus, status: ModelDeploymentStatus
+) -> tuple[Event, ...]:
+    if previous.phase == status.phase and previous.target_version == status.target_version:
+        return ()
+    kind: Literal["Normal", "Warning"] = (
+        "Warning" if status.phase in ("RolledBack", "Failed", "Degraded") else "Normal"
+    )
+    reason = {
+        "Ready": "RolloutComplete",
+        "Degraded": "RolloutCompleteWithFailures",
+        "Progressing": "RolloutProgressing",
+        "Paused": "RolloutPaused",
+        "RolledBack": "RolledBack",
+        "Failed": "RolloutFailed",
+    }.get(status.phase, "Rollout")
+    return (Event(kind, reason, status.message),)

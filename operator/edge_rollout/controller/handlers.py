@@ -1,21 +1,39 @@
 """Kopf handler registration: each handler gathers, calls `core`, and writes; no business logic.
 
 Import this module (or `kopf run -m edge_rollout.controller.handlers`) to register everything.
+ModelDeployments are planned on every spec change and again every few seconds (level-triggered):
+agents' progress arrives through the EdgeNode index, and the timer picks it up.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
-from typing import Any
+import time
+from typing import Any, TypeVar
 
 import kopf
 from pydantic import ValidationError
 
 from edge_rollout.api.common import GROUP, VERSION
+from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
+from edge_rollout.controller import gather, metrics, write
 from edge_rollout.controller import settings as operator_settings
+from edge_rollout.controller.releases import ReleaseCache, ReleaseUnavailableError
+from edge_rollout.core import planning
 from edge_rollout.core import status as status_core
+from edge_rollout.kube import client as kube_client
+
+REPLAN_SECONDS = float(os.environ.get("EDGE_ROLLOUT_REPLAN_SECONDS", "5"))
+RELEASES = ReleaseCache()
+V = TypeVar("V")
+
+
+@functools.cache
+def _objects_api() -> Any:
+    return kube_client.custom_objects(kube_client.api_client())
 
 
 @kopf.on.startup(id="configure")
@@ -31,25 +49,124 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_kubeconfig(**kwargs)
 
 
+@kopf.index("nodes", id="nodes")
+def nodes_index(
+    name: str, labels: kopf.Labels, status: kopf.Status, **_: Any
+) -> dict[str, gather.NodeInfo]:
+    return {name: gather.node_info(labels, status)}
+
+
+@kopf.index(GROUP, VERSION, "edgenodes", id="edgenodes")
+def edgenodes_index(name: str, body: kopf.Body, **_: Any) -> dict[str, EdgeNode]:
+    return {name: EdgeNode.model_validate(dict(body))}
+
+
 @kopf.on.resume(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed")
 @kopf.on.create(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed")
 @kopf.on.update(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed", field="spec")
-def modeldeployment_changed(
-    body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, logger: kopf.Logger, **_: Any
+def modeldeployment_changed(**kwargs: Any) -> None:
+    """Plan right away when the spec changes."""
+    reconcile(**kwargs)
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    "modeldeployments",
+    id="modeldeployment_replan",
+    interval=REPLAN_SECONDS,
+    sharp=False,
+)
+def modeldeployment_replan(**kwargs: Any) -> None:
+    """Plan again: nodes report progress, pauses expire, deadlines pass."""
+    reconcile(**kwargs)
+
+
+@kopf.on.delete(GROUP, VERSION, "modeldeployments", id="modeldeployment_deleted")
+def modeldeployment_deleted(
+    namespace: str | None, name: str, logger: kopf.Logger, **kwargs: Any
 ) -> None:
-    """Observe the new generation and report it in status."""
+    """Remove this deployment's entries from every EdgeNode (the agents then drop the model)."""
+    key = gather.deployment_key(namespace or "", name)
+    current: dict[str, EdgeNode] = _single(kwargs["edgenodes"])
+    holders = [n for n, e in current.items() if any(m.name == key for m in e.spec.models)]
+    write.apply_entries(_objects_api(), key, dict.fromkeys(holders), logger)
+
+
+def reconcile(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    nodes: kopf.Index[str, gather.NodeInfo],
+    edgenodes: kopf.Index[str, EdgeNode],
+    **_: Any,
+) -> None:
+    """Gather -> plan -> write for one ModelDeployment."""
+    started = time.monotonic()
     now = dt.datetime.now(dt.UTC)
     generation = int(meta.get("generation", 0))
-    current = ModelDeploymentStatus.model_validate(body.get("status") or {})
+    current_status = ModelDeploymentStatus.model_validate(body.get("status") or {})
     try:
-        deployment = ModelDeployment.model_validate(dict(body))
-    except ValidationError as error:
-        message = f"spec cannot be used: {error.errors()[0]['msg']}; fix the spec and re-apply"
-        nxt = status_core.invalid_status(current, generation=generation, message=message, now=now)
-        logger.error(message)
+        md = ModelDeployment.model_validate(dict(body))
+        releases = gather.releases_for(md, RELEASES)
+    except (ValidationError, ReleaseUnavailableError) as error:
+        _stall(body, patch, logger, current_status, generation, error, now)
+        return
+    key = gather.deployment_key(namespace, name)
+    current_edgenodes = _single(edgenodes)
+    inputs = gather.node_inputs(
+        key, md.spec.priority, _selector_empty(md), _single(nodes), current_edgenodes
+    )
+    deployment = planning.Deployment(key, generation, md.spec, current_status)
+    plan = planning.plan_rollout(deployment, releases, inputs, now)
+    write.apply_entries(
+        _objects_api(), key, write.changed_entries(key, plan, current_edgenodes), logger
+    )
+    patch.status.update(write.status_patch(body.get("status") or {}, plan.status))
+    write.post_events(body, plan.events)
+    write.record_counts(namespace, name, plan.status)
+    metrics.PLANS.labels("planned").inc()
+    metrics.PLAN_SECONDS.observe(time.monotonic() - started)
+
+
+def _stall(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    current: ModelDeploymentStatus,
+    generation: int,
+    error: Exception,
+    now: dt.datetime,
+) -> None:
+    if isinstance(error, ReleaseUnavailableError):
+        reason, message = error.reason, str(error)
     else:
-        nxt = status_core.accepted_status(
-            current, generation=generation, version=deployment.spec.model.version, now=now
-        )
-        logger.info(f"generation {generation} observed, version {deployment.spec.model.version}")
-    patch.status.update(nxt.model_dump(mode="json", by_alias=True, exclude_defaults=False))
+        reason, message = "InvalidSpec", f"{_first_error(error)}; fix it and apply again"
+    nxt = status_core.stalled_status(
+        current, generation=generation, reason=reason, message=message, now=now
+    )
+    patch.status.update(write.status_patch(body.get("status") or {}, nxt))
+    if current.message != message:
+        logger.warning(f"stalled: {reason}: {message}")
+        write.post_events(body, (planning.Event("Warning", reason, message),))
+    metrics.PLANS.labels("stalled").inc()
+
+
+def _first_error(error: Exception) -> str:
+    if not isinstance(error, ValidationError):
+        return str(error)
+    first = error.errors()[0]
+    return ".".join(str(p) for p in first["loc"]) + ": " + first["msg"]
+
+
+def _selector_empty(md: ModelDeployment) -> bool:
+    selector = md.spec.node_selector
+    return not selector.match_labels and not selector.match_expressions
+
+
+def _single(index: kopf.Index[str, V]) -> dict[str, V]:
+    """Index entries keyed by name hold one object each."""
+    return {key: next(iter(store)) for key, store in index.items() if len(store)}

@@ -23,6 +23,8 @@ from edge_rollout.core import labels as node_labels
 from edge_rollout.core.conditions import rfc3339
 from edge_rollout.core.fleet import Event, NodeOutcome, NodeState
 
+__all__ = ["Deployment", "Event", "NodeInput", "Plan", "plan_rollout"]
+
 
 @dataclass(frozen=True)
 class NodeInput:

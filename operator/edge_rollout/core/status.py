@@ -1,8 +1,7 @@
-"""The ModelDeployment status the operator reports before any rollout planning happens.
+"""The ModelDeployment status when the operator cannot plan: the spec or its release is unusable.
 
-Pure: takes the parsed object and `now`; returns the next status. The rollout planner (a later
-stage) replaces `phase`, counts and the Ready reason; observedGeneration and the condition set
-keep this shape.
+Pure: takes the previous status and `now`; returns the next one. Nothing on the nodes changes
+while a deployment is stalled; the condition says what is wrong and what to do.
 """
 
 from __future__ import annotations
@@ -13,13 +12,23 @@ from edge_rollout.api.common import Condition, ConditionStatus
 from edge_rollout.api.modeldeployment import ModelDeploymentStatus
 from edge_rollout.core.conditions import set_condition
 
-Rows = tuple[tuple[str, ConditionStatus, str], ...]
+Rows = tuple[tuple[str, ConditionStatus], ...]
 
 
-def _apply(
-    conditions: list[Condition], rows: Rows, message: str, generation: int, now: datetime
-) -> list[Condition]:
-    for type_, value, reason in rows:
+def stalled_status(
+    status: ModelDeploymentStatus, *, generation: int, reason: str, message: str, now: datetime
+) -> ModelDeploymentStatus:
+    """Ready=False and Stalled=True with `reason` until the spec or the store is fixed.
+
+    >>> from datetime import UTC
+    >>> s = stalled_status(ModelDeploymentStatus(), generation=2, reason="ReleaseNotFound",
+    ...                    message="m", now=datetime(2026, 1, 1, tzinfo=UTC))
+    >>> (s.observed_generation, [c.type + "=" + c.status for c in s.conditions])
+    (2, ['Ready=False', 'Reconciling=False', 'Stalled=True'])
+    """
+    rows: Rows = (("Ready", "False"), ("Reconciling", "False"), ("Stalled", "True"))
+    conditions: list[Condition] = status.conditions
+    for type_, value in rows:
         conditions = set_condition(
             conditions,
             type_=type_,
@@ -29,53 +38,10 @@ def _apply(
             generation=generation,
             now=now,
         )
-    return conditions
-
-
-def accepted_status(
-    status: ModelDeploymentStatus, *, generation: int, version: str, now: datetime
-) -> ModelDeploymentStatus:
-    """Status for a spec that parsed: generation observed, Ready=False while work is pending.
-
-    >>> from datetime import UTC
-    >>> s = accepted_status(ModelDeploymentStatus(), generation=2, version="1.0",
-    ...                     now=datetime(2026, 1, 1, tzinfo=UTC))
-    >>> (s.observed_generation, [c.type + "=" + c.status for c in s.conditions])
-    (2, ['Ready=False', 'Reconciling=True', 'Stalled=False'])
-    """
-    message = f"generation {generation} accepted: rolling out version {version}"
-    rows: Rows = (
-        ("Ready", "False", "RolloutPending"),
-        ("Reconciling", "True", "RolloutPending"),
-        ("Stalled", "False", "SpecAccepted"),
-    )
-    conditions = _apply(status.conditions, rows, message, generation, now)
     return status.model_copy(
         update={
             "observed_generation": generation,
             "conditions": conditions,
-            "phase": "Pending",
-            "target_version": version,
-            "message": message,
-        }
-    )
-
-
-def invalid_status(
-    status: ModelDeploymentStatus, *, generation: int, message: str, now: datetime
-) -> ModelDeploymentStatus:
-    """Status for a spec the operator cannot act on: Stalled=True until the spec changes."""
-    rows: Rows = (
-        ("Ready", "False", "InvalidSpec"),
-        ("Reconciling", "False", "InvalidSpec"),
-        ("Stalled", "True", "InvalidSpec"),
-    )
-    conditions = _apply(status.conditions, rows, message, generation, now)
-    return status.model_copy(
-        update={
-            "observed_generation": generation,
-            "conditions": conditions,
-            "phase": "Failed",
             "message": message,
         }
     )

@@ -1,0 +1,94 @@
+"""Release resolution for the operator: fetch and verify a release index, cached.
+
+A published version's index is immutable (the store refuses different content for the same
+version), so successes are cached for long; failures briefly, so a fixed store is noticed soon.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_rollout.api.release import Release
+from edge_rollout.store.errors import NotFoundError, StoreError
+from edge_rollout.store.reader import StoreReader
+
+KEY_FILE_ENV = "EDGE_ROLLOUT_STORE_PUBLIC_KEY_FILE"
+KEY_ENV = "EDGE_ROLLOUT_STORE_PUBLIC_KEY"
+SUCCESS_TTL = 3600.0
+FAILURE_TTL = 10.0
+
+
+class ReleaseUnavailableError(Exception):
+    """The release cannot be used; `reason` is CamelCase, the message says what to do."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ReleaseRef:
+    url: str
+    public_key: str
+    model: str
+    version: str
+
+
+def default_public_key() -> str:
+    """The operator's trusted key: $EDGE_ROLLOUT_STORE_PUBLIC_KEY or the file it names."""
+    inline = os.environ.get(KEY_ENV, "")
+    if inline:
+        return inline
+    path = os.environ.get(KEY_FILE_ENV, "")
+    return Path(path).read_text() if path and Path(path).exists() else ""
+
+
+class ReleaseCache:
+    """Verified release indexes by (store, key, model, version)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[ReleaseRef, tuple[float, Release | ReleaseUnavailableError]] = {}
+
+    def get(self, ref: ReleaseRef) -> Release:
+        """The verified release, or ReleaseUnavailableError with the reason."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(ref)
+        if cached is None or cached[0] < now:
+            value = fetch_release(ref)
+            ttl = SUCCESS_TTL if isinstance(value, Release) else FAILURE_TTL
+            cached = (now + ttl, value)
+            with self._lock:
+                self._entries[ref] = cached
+        if isinstance(cached[1], ReleaseUnavailableError):
+            raise cached[1]
+        return cached[1]
+
+
+def fetch_release(ref: ReleaseRef) -> Release | ReleaseUnavailableError:
+    """Fetch and verify one release index; errors are returned, not raised."""
+    key = ref.public_key or default_public_key()
+    if not key:
+        return ReleaseUnavailableError(
+            "NoPublicKey",
+            "no key to verify the release index: set spec.model.store.publicKey or give the "
+            f"operator a trusted key (${KEY_ENV} or ${KEY_FILE_ENV})",
+        )
+    try:
+        release = StoreReader.open(ref.url, key, timeout=10.0).fetch_release(ref.model, ref.version)
+    except StoreError as error:
+        return ReleaseUnavailableError(_reason(error), str(error))
+    return release
+
+
+def _reason(error: StoreError) -> str:
+    if isinstance(error, NotFoundError):
+        return "ReleaseNotFound"
+    return {"key": "InvalidPublicKey", "fetch": "StoreUnreachable"}.get(
+        error.check, "ReleaseUnverifiable"
+    )

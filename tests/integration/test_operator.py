@@ -1,0 +1,211 @@
+"""The operator against the real apiserver, a signed file:// store and a scripted fleet.
+
+Covers: observedGeneration and conditions, an unverifiable release stalls without touching nodes,
+a v1 -> v2 rollout in steps with a pause resumed by approval, an abort that rolls back on its
+own, and an operator restart in the middle that resumes at the same step within maxUnavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+
+from edge_rollout.store import keys
+from edge_rollout.store.writer import DirectoryStore
+from tests.integration.reporter import ScriptedReporter, delete_nodes, fleet_hardware
+from tests.support import Kubectl
+from tests.unit.core.fixtures import release
+
+FLEET = int(os.environ.get("EDGE_ROLLOUT_TEST_FLEET", "500"))
+MAX_UNAVAILABLE = 50
+OPERATOR_ARGS = ["run", "-A", "--standalone", "-m", "edge_rollout.controller.handlers"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A signed store with releases 1.0, 2.0 and 3.0 of model `m` (index only)."""
+    root = tmp_path_factory.mktemp("store")
+    key = keys.generate_private_key()
+    directory = DirectoryStore(root)
+    for version in ("1.0", "2.0", "3.0"):
+        directory.publish(release(version), key)
+    return root, keys.public_key_pem(key.public_key())
+
+
+@pytest.fixture
+def operator(crds_installed: None) -> Iterator[KopfRunner]:
+    os.environ["EDGE_ROLLOUT_REPLAN_SECONDS"] = "1"
+    with KopfRunner(OPERATOR_ARGS, timeout=120) as runner:
+        yield runner
+    assert runner.exception is None, runner.output
+    assert runner.exit_code == 0, runner.output
+
+
+@pytest.fixture(scope="module")
+def fleet(crds_installed: None) -> Iterator[ScriptedReporter]:
+    reporter = ScriptedReporter(fleet_hardware(FLEET), delay=0.5)
+    reporter.start()
+    yield reporter
+    reporter.stop()
+    delete_nodes(reporter.hardware)
+
+
+def manifest(namespace: str, store: tuple[Path, str], version: str, **strategy: Any) -> str:
+    root, public_key = store
+    document = {
+        "apiVersion": "edgerollout.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "m", "namespace": namespace},
+        "spec": {
+            "model": {
+                "name": "m",
+                "version": version,
+                "store": {"url": f"file://{root}", "publicKey": public_key},
+            },
+            "nodeSelector": {"matchLabels": {"edge": "true"}},
+            "strategy": {"maxUnavailable": MAX_UNAVAILABLE, "minReadySeconds": 0, **strategy},
+            "abort": {"criteria": [{"thresholdPercentage": 30, "minNumberOfExecutedNodes": 5}]},
+        },
+    }
+    return json.dumps(document)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 120.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what or check}: last {value!r}")
+
+
+def status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    out = kubectl("get", "mdep", "m", "-n", namespace, "-o", "json").stdout
+    result: dict[str, Any] = json.loads(out).get("status", {})
+    return result
+
+
+def phase_is(kubectl: Kubectl, namespace: str, *phases: str) -> Callable[[], Any]:
+    def check() -> Any:
+        current = status(kubectl, namespace)
+        return current if current.get("phase") in phases else None
+
+    return check
+
+
+def entries(kubectl: Kubectl, namespace: str) -> dict[str, dict[str, Any]]:
+    """node -> this deployment's EdgeNode entry."""
+    listing = json.loads(kubectl("get", "edgenodes", "-o", "json").stdout)
+    found = {}
+    for item in listing["items"]:
+        for entry in item.get("spec", {}).get("models", []):
+            if entry["name"] == f"{namespace}/m":
+                found[item["metadata"]["name"]] = entry
+    return found
+
+
+def test_unverifiable_release_stalls_and_touches_no_node(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, store: tuple[Path, str]
+) -> None:
+    wrong_key = keys.public_key_pem(keys.generate_private_key().public_key())
+    bad = json.loads(manifest(namespace, store, "1.0"))
+    bad["spec"]["model"]["store"]["publicKey"] = wrong_key
+    kubectl("apply", "-f", "-", input=json.dumps(bad))
+    stalled = wait_for(
+        lambda: status(kubectl, namespace).get("observedGeneration"), what="observedGeneration"
+    )
+    assert stalled == 1
+    conditions = {c["type"]: c for c in status(kubectl, namespace)["conditions"]}
+    assert conditions["Stalled"]["status"] == "True"
+    assert conditions["Ready"]["reason"] == "ReleaseUnverifiable"
+    assert "signature" in conditions["Ready"]["message"]
+    assert entries(kubectl, namespace) == {}
+
+
+def test_rollout_in_steps_pause_approval_and_restart(
+    kubectl: Kubectl,
+    namespace: str,
+    store: tuple[Path, str],
+    fleet: ScriptedReporter,
+    crds_installed: None,
+) -> None:
+    os.environ["EDGE_ROLLOUT_REPLAN_SECONDS"] = "1"
+    steps = [{"setNodePercent": 10}, {"pause": {}}, {"setNodePercent": 50}, {"pause": {}}]
+    with KopfRunner(OPERATOR_ARGS, timeout=300) as runner:
+        kubectl("apply", "-f", "-", input=manifest(namespace, store, "1.0"))
+        done = wait_for(phase_is(kubectl, namespace, "Ready"), what="v1 Ready")
+        assert done["counts"]["succeeded"] == FLEET
+        assert {v["variant"] for v in done["variants"]} == {"fp32", "fp16", "int8-npu"}
+        kubectl("apply", "-f", "-", input=manifest(namespace, store, "2.0", steps=steps))
+        wait_for(
+            lambda: (
+                status(kubectl, namespace).get("currentStepIndex") == 1
+                and status(kubectl, namespace).get("targetVersion") == "2.0"
+            ),
+            what="pause 1",
+        )
+        on_v2 = [n for n, e in entries(kubectl, namespace).items() if e["version"] == "2.0"]
+        assert len(on_v2) == FLEET // 10
+    assert runner.exception is None, runner.output
+
+    # Restarted operator: the pause still holds, nothing new is asked.
+    with KopfRunner(OPERATOR_ARGS, timeout=300) as runner:
+        time.sleep(3)
+        assert status(kubectl, namespace)["currentStepIndex"] == 1
+        assert (
+            sum(e["version"] == "2.0" for e in entries(kubectl, namespace).values()) == FLEET // 10
+        )
+        approve = {"spec": {"strategy": {"approved": {"version": "2.0", "throughStep": 1}}}}
+        kubectl("patch", "mdep", "m", "-n", namespace, "--type=merge", "-p", json.dumps(approve))
+        wait_for(lambda: status(kubectl, namespace).get("currentStepIndex") == 3, what="pause 2")
+        assert (
+            sum(e["version"] == "2.0" for e in entries(kubectl, namespace).values()) == FLEET // 2
+        )
+    assert runner.exception is None, runner.output
+
+    with KopfRunner(OPERATOR_ARGS, timeout=300) as runner:
+        approve["spec"]["strategy"]["approved"]["throughStep"] = 3
+        kubectl("patch", "mdep", "m", "-n", namespace, "--type=merge", "-p", json.dumps(approve))
+        done = wait_for(phase_is(kubectl, namespace, "Ready"), what="v2 Ready")
+        assert done["stableVersion"] == "2.0"
+        assert done["bytesFetched"] == 1000 * FLEET
+        kubectl("wait", "--for=condition=Ready", "--timeout=10s", f"mdep/m", "-n", namespace)
+    assert runner.exception is None, runner.output
+
+
+def test_broken_release_aborts_and_rolls_back(
+    operator: KopfRunner,
+    kubectl: Kubectl,
+    namespace: str,
+    store: tuple[Path, str],
+    fleet: ScriptedReporter,
+) -> None:
+    kubectl("apply", "-f", "-", input=manifest(namespace, store, "1.0"))
+    wait_for(phase_is(kubectl, namespace, "Ready"), what="v1 Ready")
+    fleet.broken |= {f"3.0/{v}" for v in ("fp32", "fp16", "int8", "int8-npu")}
+    kubectl("apply", "-f", "-", input=manifest(namespace, store, "3.0"))
+    rolled = wait_for(phase_is(kubectl, namespace, "RolledBack"), what="RolledBack")
+    assert "abort threshold" in rolled["abortReason"]
+    wait_for(
+        lambda: all(e["version"] == "1.0" for e in entries(kubectl, namespace).values()),
+        what="every node back on 1.0",
+    )
+    conditions = {c["type"]: c["status"] for c in rolled["conditions"]}
+    assert conditions == {
+        "Ready": "False",
+        "Progressing": "False",
+        "Degraded": "True",
+        "Reconciling": "False",
+        "Stalled": "True",
+    }
+    events = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    assert "RolloutAborted" in events

@@ -7,6 +7,7 @@ is asked for a version, or Failed for the `version/variant` pairs in `broken`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from edge_rollout.api.edgenode import Hardware
 from edge_rollout.core.conditions import rfc3339
@@ -56,7 +57,7 @@ class ScriptedReporter:
     def register(self) -> None:
         """Create each Node (labelled edge=true) and report its hardware on its EdgeNode."""
         for name, hw in self.hardware.items():
-            node = {"metadata": {"name": name, "labels": {"edge": "true"}}}
+            node = client.V1Node(metadata=client.V1ObjectMeta(name=name, labels={"edge": "true"}))
             try:
                 self.core.create_node(node)
             except ApiException as error:
@@ -86,14 +87,13 @@ class ScriptedReporter:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
+            # The apiserver may be restarting; try again next tick.
+            with contextlib.suppress(ApiException):
                 self.tick()
-            except ApiException:
-                pass  # the apiserver may be restarting; try again next tick
             self._stop.wait(self.interval)
 
     def tick(self) -> None:
-        listing = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        listing: Any = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
         for item in listing["items"]:
             name = item["metadata"]["name"]
             if name not in self.hardware:
@@ -166,11 +166,7 @@ def delete_nodes(names: Iterable[str]) -> None:
     core = client.CoreV1Api(kube_client.api_client())
     api = kube_client.custom_objects(kube_client.api_client())
     for name in names:
-        for call in (
-            lambda: core.delete_node(name),
-            lambda: api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, name),
-        ):
-            try:
-                call()
-            except ApiException:
-                pass
+        with contextlib.suppress(ApiException):
+            core.delete_node(name)
+        with contextlib.suppress(ApiException):
+            api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, name)

@@ -178,7 +178,7 @@ def test_rollout_in_steps_pause_approval_and_restart(
         done = wait_for(phase_is(kubectl, namespace, "Ready"), what="v2 Ready")
         assert done["stableVersion"] == "2.0"
         assert done["bytesFetched"] == 1000 * FLEET
-        kubectl("wait", "--for=condition=Ready", "--timeout=10s", f"mdep/m", "-n", namespace)
+        kubectl("wait", "--for=condition=Ready", "--timeout=10s", "mdep/m", "-n", namespace)
     assert runner.exception is None, runner.output
 
 

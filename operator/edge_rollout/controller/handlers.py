@@ -19,12 +19,13 @@ from pydantic import ValidationError
 from edge_rollout.api.common import GROUP, VERSION
 from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
-from edge_rollout.controller import gather, metrics, write
+from edge_rollout.controller import metrics, write
 from edge_rollout.controller import settings as operator_settings
-from edge_rollout.controller.releases import ReleaseCache, ReleaseUnavailableError
-from edge_rollout.core import planning
+from edge_rollout.core import inputs, planning
 from edge_rollout.core import status as status_core
 from edge_rollout.kube import client as kube_client
+from edge_rollout.kube import nodes as kube_nodes
+from edge_rollout.store.releases import ReleaseCache, ReleaseUnavailableError, releases_for
 
 REPLAN_SECONDS = float(os.environ.get("EDGE_ROLLOUT_REPLAN_SECONDS", "5"))
 RELEASES = ReleaseCache()
@@ -52,8 +53,8 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.index("nodes", id="nodes")
 def nodes_index(
     name: str, labels: kopf.Labels, status: kopf.Status, **_: Any
-) -> dict[str, gather.NodeInfo]:
-    return {name: gather.node_info(labels, status)}
+) -> dict[str, inputs.NodeInfo]:
+    return {name: kube_nodes.node_info(labels, status)}
 
 
 @kopf.index(GROUP, VERSION, "edgenodes", id="edgenodes")
@@ -87,7 +88,7 @@ def modeldeployment_deleted(
     namespace: str | None, name: str, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     """Remove this deployment's entries from every EdgeNode (the agents then drop the model)."""
-    key = gather.deployment_key(namespace or "", name)
+    key = inputs.deployment_key(namespace or "", name)
     current: dict[str, EdgeNode] = _single(kwargs["edgenodes"])
     holders = [n for n, e in current.items() if any(m.name == key for m in e.spec.models)]
     write.apply_entries(_objects_api(), key, dict.fromkeys(holders), logger)
@@ -100,7 +101,7 @@ def reconcile(
     name: str,
     patch: kopf.Patch,
     logger: kopf.Logger,
-    nodes: kopf.Index[str, gather.NodeInfo],
+    nodes: kopf.Index[str, inputs.NodeInfo],
     edgenodes: kopf.Index[str, EdgeNode],
     **_: Any,
 ) -> None:
@@ -111,17 +112,17 @@ def reconcile(
     current_status = ModelDeploymentStatus.model_validate(body.get("status") or {})
     try:
         md = ModelDeployment.model_validate(dict(body))
-        releases = gather.releases_for(md, RELEASES)
+        releases = releases_for(md, RELEASES)
     except (ValidationError, ReleaseUnavailableError) as error:
         _stall(body, patch, logger, current_status, generation, error, now)
         return
-    key = gather.deployment_key(namespace, name)
+    key = inputs.deployment_key(namespace, name)
     current_edgenodes = _single(edgenodes)
-    inputs = gather.node_inputs(
+    fleet = inputs.node_inputs(
         key, md.spec.priority, _selector_empty(md), _single(nodes), current_edgenodes
     )
     deployment = planning.Deployment(key, generation, md.spec, current_status)
-    plan = planning.plan_rollout(deployment, releases, inputs, now)
+    plan = planning.plan_rollout(deployment, releases, fleet, now)
     write.apply_entries(
         _objects_api(), key, write.changed_entries(key, plan, current_edgenodes), logger
     )

@@ -1,23 +1,18 @@
-"""Gather everything one plan needs into frozen values: the deployment, its releases, the nodes.
+"""The planner's view of the fleet, built from the objects the operator (or the CLI) has read.
 
-Reads only what Kopf's indexes already hold and the release cache; writes nothing and decides
-nothing (the decisions are in `edge_rollout.core`).
+Pure: takes parsed EdgeNodes and Node facts, returns `planning.NodeInput`s with each node's
+hardware (reported by its agent, or derived from its labels), this deployment's entries and the
+memory claims of deployments that take precedence on the node.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware
-from edge_rollout.api.modeldeployment import ModelDeployment
-from edge_rollout.api.release import Release
-from edge_rollout.controller.releases import ReleaseCache, ReleaseRef, ReleaseUnavailableError
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core import planning
-from edge_rollout.kube import nodes as kube_nodes
 
 
 @dataclass(frozen=True)
@@ -28,28 +23,8 @@ class NodeInfo:
     allocatable_memory: int
 
 
-def node_info(labels: Mapping[str, str], status: Mapping[str, Any]) -> NodeInfo:
-    return NodeInfo(dict(labels), kube_nodes.allocatable_memory(status))
-
-
 def deployment_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
-
-
-def releases_for(md: ModelDeployment, cache: ReleaseCache) -> dict[str, Release]:
-    """The target release (or ReleaseUnavailableError) and the stable one if it still loads."""
-    store = md.spec.model.store
-    target = md.spec.model.version
-    releases = {
-        target: cache.get(ReleaseRef(store.url, store.public_key, md.spec.model.name, target))
-    }
-    stable = md.status.stable_version
-    if stable and stable != target:
-        ref = ReleaseRef(store.url, store.public_key, md.spec.model.name, stable)
-        # Without it, nodes on the stable version simply keep the entries they have.
-        with contextlib.suppress(ReleaseUnavailableError):
-            releases[stable] = cache.get(ref)
-    return releases
 
 
 def node_inputs(

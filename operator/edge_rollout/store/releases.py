@@ -1,4 +1,4 @@
-"""Release resolution for the operator: fetch and verify a release index, cached.
+"""Release resolution for the operator and the CLI: fetch and verify release indexes, cached.
 
 A published version's index is immutable (the store refuses different content for the same
 version), so successes are cached for long; failures briefly, so a fixed store is noticed soon.
@@ -6,12 +6,14 @@ version), so successes are cached for long; failures briefly, so a fixed store i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_rollout.api.modeldeployment import ModelDeployment
 from edge_rollout.api.release import Release
 from edge_rollout.store.errors import NotFoundError, StoreError
 from edge_rollout.store.reader import StoreReader
@@ -92,3 +94,19 @@ def _reason(error: StoreError) -> str:
     return {"key": "InvalidPublicKey", "fetch": "StoreUnreachable"}.get(
         error.check, "ReleaseUnverifiable"
     )
+
+
+def releases_for(md: ModelDeployment, cache: ReleaseCache) -> dict[str, Release]:
+    """The target release (or ReleaseUnavailableError) and the stable one if it still loads."""
+    store = md.spec.model.store
+    target = md.spec.model.version
+    releases = {
+        target: cache.get(ReleaseRef(store.url, store.public_key, md.spec.model.name, target))
+    }
+    stable = md.status.stable_version
+    if stable and stable != target:
+        ref = ReleaseRef(store.url, store.public_key, md.spec.model.name, stable)
+        # Without it, nodes on the stable version simply keep the entries they have.
+        with contextlib.suppress(ReleaseUnavailableError):
+            releases[stable] = cache.get(ref)
+    return releases

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from edge_rollout.testing import models
 from tests.fixtures import model_pairs
 from tests.integration import store_fixtures
 
@@ -27,7 +28,7 @@ def tools() -> None:
 def test_head_only_fine_tune_costs_at_most_zstd_patch_from(tools, magika_model: Path) -> None:
     base = onnx.load(str(magika_model))
     r = model_pairs.compare(
-        "head", magika_model.read_bytes(), model_pairs.head_only(base).SerializeToString()
+        "head", magika_model.read_bytes(), models.head_only(base).SerializeToString()
     )
     assert r.wire["edge-rollout"] <= r.wire["zstd --patch-from"]
 

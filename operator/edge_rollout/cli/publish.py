@@ -24,7 +24,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from edge_rollout.api.manifest import FileEntry, Manifest, OnnxFacts
+from edge_rollout.api.manifest import FileEntry, GoldenRef, Manifest, OnnxFacts, Tolerance
 from edge_rollout.api.modeldeployment import (
     ModelDeployment,
     ModelDeploymentSpec,
@@ -33,7 +33,7 @@ from edge_rollout.api.modeldeployment import (
 )
 from edge_rollout.api.release import Measurements, Release, Requirements, VariantEntry
 from edge_rollout.cli import measuring, onnxmodel, packing, variants
-from edge_rollout.store import assembly, keys
+from edge_rollout.store import assembly, codec, keys
 from edge_rollout.store.errors import StoreError
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport
@@ -90,6 +90,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--store-url", default=None, help="URL nodes use for the store (printed YAML)")
     p.add_argument("--runs", type=int, default=30, help="timed inferences per variant")
     p.add_argument("--samples", type=int, default=4, help="sample inputs for agreement")
+    p.add_argument(
+        "--golden-from",
+        default=None,
+        metavar="VERSION",
+        help="regression gate: nodes must reproduce VERSION's golden outputs (same variant)"
+        " within --golden-atol / --golden-min-cosine, instead of this release's own outputs",
+    )
+    p.add_argument("--golden-atol", type=float, default=0.05, help="with --golden-from")
+    p.add_argument("--golden-min-cosine", type=float, default=0.99, help="with --golden-from")
     p.set_defaults(handler=run)
 
 
@@ -213,6 +222,22 @@ def _held_bases(
     }
 
 
+def _carried_golden(
+    store: DirectoryStore, key: Any, args: argparse.Namespace, variant: str
+) -> GoldenRef:
+    """The golden vectors of the same variant of an earlier release, as a regression gate."""
+    reader = StoreReader(FileTransport(store.root), key.public_key())
+    earlier = reader.fetch_release(args.name, args.golden_from)
+    name = variant if earlier.variant(variant) else earlier.variants[0].name
+    _, manifest = reader.fetch_variant(earlier, name)
+    vectors = reader.fetch_golden(manifest)
+    if vectors is None:
+        raise ValueError(f"{args.name}@{args.golden_from} variant {name} has no golden vectors")
+    blob = store.put_blob(codec.canonical_json(vectors))
+    tolerance = Tolerance(rtol=0.0, atol=args.golden_atol, min_cosine=args.golden_min_cosine)
+    return GoldenRef(blob=blob, cases=len(vectors.cases), tolerance=tolerance)
+
+
 def _pack_variant(
     store: DirectoryStore,
     key: Any,
@@ -236,7 +261,11 @@ def _pack_variant(
                     functools.partial(progress.advance, task),
                 )
             )
-    golden = packing.pack_golden(store, b.name, b.inputs[:2], b.measured.outputs[:2])
+    golden = (
+        _carried_golden(store, key, args, b.name)
+        if args.golden_from
+        else packing.pack_golden(store, b.name, b.inputs[:2], b.measured.outputs[:2])
+    )
     manifest = Manifest(
         model=args.name,
         version=args.version,

@@ -326,81 +326,41 @@ def helm(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def release(control_plane: ControlPlane, kubectl: Kubectl, all_crds: None) -> Iterator[Release]:
     """`helm install` (CRDs are already there: crds.enabled=false), nodes n1 and n2, an agent pod
-    on n1; everything is removed again at the end (the namespace stays: no namespace controller)."""
+    on n1, the admission policy in force; all removed at the end (the namespace stays)."""
     suffix = uuid.uuid4().hex[:6]
     rel = Release(f"er-{suffix}", f"chart-{suffix}", (f"n1-{suffix}", f"n2-{suffix}"))
-    helm(
-        control_plane,
-        "install",
-        rel.name,
-        str(CHART),
-        "-n",
-        rel.namespace,
-        "--create-namespace",
-        "--set",
-        "crds.enabled=false",
-    )
+    helm(control_plane, *f"install {rel.name} {CHART} -n {rel.namespace}".split(),
+         "--create-namespace", "--set", "crds.enabled=false")  # fmt: skip
     try:
         for node in rel.nodes:
-            kubectl(
-                "create",
-                "-f",
-                "-",
-                input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
-            )
+            kubectl("create", "-f", "-", input=json.dumps(node_object(node)))
         kubectl("create", "-n", rel.namespace, "-f", "-", input=json.dumps(agent_pod(rel)))
+        wait_for(lambda: policy_refuses(control_plane, kubectl, rel), timeout=20,
+                 what="the admission policy in force (it takes about a second)")  # fmt: skip
         yield rel
     finally:
         kubectl("delete", "edgenode", *rel.nodes, "--ignore-not-found", check=False)
-        kubectl(
-            "delete",
-            "pod",
-            "agent-n1",
-            "-n",
-            rel.namespace,
-            "--ignore-not-found",
-            "--grace-period=0",
-            "--force",
-            check=False,
-        )
+        kubectl(*f"delete pod agent-n1 -n {rel.namespace} --ignore-not-found --force".split(),
+                check=False)  # fmt: skip
         kubectl("delete", "node", *rel.nodes, "--ignore-not-found", check=False)
         helm(control_plane, "uninstall", rel.name, "-n", rel.namespace)
 
 
+def node_object(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+
+
 def agent_pod(rel: Release) -> dict[str, Any]:
     """What the DaemonSet would create on n1 (no kubelet runs it; its token is what counts)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "agent-n1"},
-        "spec": {
-            "nodeName": rel.nodes[0],
-            "serviceAccountName": rel.agent_sa,
-            "containers": [{"name": "agent", "image": "ghcr.io/edge-rollout/agent"}],
-        },
-    }
+    container = {"name": "agent", "image": "ghcr.io/edge-rollout/agent"}
+    spec = {"nodeName": rel.nodes[0], "serviceAccountName": rel.agent_sa, "containers": [container]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-n1"}, "spec": spec}
 
 
-def token_kubeconfig(plane: ControlPlane, token: str, path: Path) -> Path:
-    ca = base64.b64encode((plane.workdir / "serving" / "apiserver.crt").read_bytes()).decode()
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "sa",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": plane.url, "certificate-authority-data": ca},
-                    }
-                ],
-                "users": [{"name": "sa", "user": {"token": token}}],
-                "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
-            }
-        )
-    )
-    return path
+def edgenode(name: str, models: list[dict[str, Any]] | None = None) -> str:
+    metadata = {"name": name}
+    return json.dumps({"apiVersion": "edgerollout.dev/v1alpha1", "kind": "EdgeNode",
+                       "metadata": metadata, "spec": {"models": models or []}})  # fmt: skip
 
 
 def agent_token(kubectl: Kubectl, rel: Release, bound: bool = True) -> str:
@@ -408,55 +368,53 @@ def agent_token(kubectl: Kubectl, rel: Release, bound: bool = True) -> str:
     return kubectl("create", "token", rel.agent_sa, "-n", rel.namespace, *binding).stdout.strip()
 
 
-def edgenode(name: str, models: list[dict[str, Any]] | None = None) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "edgerollout.dev/v1alpha1",
-            "kind": "EdgeNode",
-            "metadata": {"name": name},
-            "spec": {"models": models or []},
-        }
+def token_kubeconfig(plane: ControlPlane, token: str, path: Path) -> Path:
+    ca = base64.b64encode((plane.workdir / "serving" / "apiserver.crt").read_bytes()).decode()
+    cluster = {"server": plane.url, "certificate-authority-data": ca}
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "sa",
+              "clusters": [{"name": "c", "cluster": cluster}],
+              "users": [{"name": "sa", "user": {"token": token}}],
+              "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}]}  # fmt: skip
+    path.write_text(json.dumps(config))
+    return path
+
+
+def as_token(plane: ControlPlane, token: str, *args: str, input: str | None = None) -> Any:
+    """kubectl with nothing but `token` (no kubeconfig)."""
+    ca = plane.workdir / "serving" / "apiserver.crt"
+    command = [str(plane.kubectl), "--kubeconfig=/dev/null", f"--server={plane.url}",
+               f"--token={token}", f"--certificate-authority={ca}", *args]  # fmt: skip
+    return subprocess.run(command, input=input, capture_output=True, text=True, timeout=60)
+
+
+def policy_refuses(plane: ControlPlane, kubectl: Kubectl, rel: Release) -> bool:
+    token = agent_token(kubectl, rel)
+    out = as_token(
+        plane, token, "create", "--dry-run=server", "-f", "-", input=edgenode(rel.nodes[1])
     )
+    return POLICY_DENIAL in out.stderr
 
 
 def test_helm_install_creates_every_object(kubectl: Kubectl, release: Release) -> None:
     selector = f"app.kubernetes.io/instance={release.name}"
-    names = kubectl(
-        "get",
-        "deployment,daemonset,serviceaccount,service",
-        "-n",
-        release.namespace,
-        "-l",
-        selector,
-        "-o",
-        "name",
-    ).stdout.split()
-    assert sorted(names) == sorted(
-        [
-            f"deployment.apps/{release.name}-edge-rollout-operator",
-            f"daemonset.apps/{release.name}-edge-rollout-agent",
-            f"serviceaccount/{release.operator_sa}",
-            f"serviceaccount/{release.agent_sa}",
-            f"service/{release.name}-edge-rollout-agent-metrics",
-        ]
-    )
-    cluster = kubectl(
-        "get",
-        "clusterrole,clusterrolebinding,validatingadmissionpolicy,"
-        "validatingadmissionpolicybinding,clusterkopfpeering",
-        "-l",
-        selector,
-        "-o",
-        "name",
-    ).stdout.split()
+    kinds = "deployment,daemonset,serviceaccount,service"
+    names = kubectl("get", kinds, "-n", release.namespace, "-l", selector, "-o", "name").stdout
+    prefix = f"{release.name}-edge-rollout"
+    assert sorted(names.split()) == sorted([
+        f"deployment.apps/{prefix}-operator", f"daemonset.apps/{prefix}-agent",
+        f"serviceaccount/{prefix}-operator", f"serviceaccount/{prefix}-agent",
+        f"service/{prefix}-agent-metrics",
+    ])  # fmt: skip
+    kinds = ("clusterrole,clusterrolebinding,clusterkopfpeering,validatingadmissionpolicy,"
+             "validatingadmissionpolicybinding")  # fmt: skip
+    cluster = kubectl("get", kinds, "-l", selector, "-o", "name").stdout.split()
     for role in ("operator", "agent", "view", "edit"):
-        assert (
-            f"clusterrole.rbac.authorization.k8s.io/{release.name}-edge-rollout-{role}" in cluster
-        )
+        assert f"clusterrole.rbac.authorization.k8s.io/{prefix}-{role}" in cluster
+    for binding in ("operator", "agent"):
+        assert f"clusterrolebinding.rbac.authorization.k8s.io/{prefix}-{binding}" in cluster
     assert "clusterkopfpeering.kopf.dev/edge-rollout" in cluster
-    policy = f"{release.name}-edge-rollout-agent-own-edgenode"
-    assert f"validatingadmissionpolicy.admissionregistration.k8s.io/{policy}" in cluster
-    assert f"validatingadmissionpolicybinding.admissionregistration.k8s.io/{policy}" in cluster
+    for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
+        assert f"{kind}.admissionregistration.k8s.io/{prefix}-agent-own-edgenode" in cluster
 
 
 def can(kubectl: Kubectl, user: str, verb: str, resource: str, namespace: str = "default") -> bool:
@@ -472,6 +430,7 @@ def can(kubectl: Kubectl, user: str, verb: str, resource: str, namespace: str = 
     ("account", "verb", "resource", "allowed"),
     [
         ("operator", "watch", "modeldeployments.edgerollout.dev", True),
+        ("operator", "patch", "modeldeployments.edgerollout.dev", True),
         ("operator", "patch", "modeldeployments.edgerollout.dev/status", True),
         ("operator", "update", "modeldeployments.edgerollout.dev", False),
         ("operator", "delete", "modeldeployments.edgerollout.dev", False),
@@ -504,107 +463,40 @@ def test_service_accounts_have_exactly_the_rights_they_need(
 def test_user_roles_let_viewers_read_and_editors_write_modeldeployments(
     kubectl: Kubectl, release: Release, namespace: str
 ) -> None:
+    # Bound directly: folding them into view/edit/admin needs the aggregation controller (KCM).
     for role, user in (("view", "viewer"), ("edit", "editor")):
-        kubectl(
-            "create",
-            "rolebinding",
-            f"{role}-{release.name}",
-            "-n",
-            namespace,
-            f"--clusterrole={release.name}-edge-rollout-{role}",
-            f"--user={user}",
-        )
-    assert can(kubectl, "viewer", "list", "modeldeployments.edgerollout.dev", namespace)
-    assert not can(kubectl, "viewer", "create", "modeldeployments.edgerollout.dev", namespace)
-    assert can(kubectl, "editor", "create", "modeldeployments.edgerollout.dev", namespace)
-    assert can(kubectl, "editor", "patch", "modeldeployments.edgerollout.dev", namespace)
-    assert not can(kubectl, "editor", "patch", "modeldeployments.edgerollout.dev/status", namespace)
-    labels = kubectl(
-        "get",
-        "clusterrole",
-        f"{release.name}-edge-rollout-view",
-        "-o",
-        "jsonpath={.metadata.labels}",
-    ).stdout
-    assert '"rbac.authorization.k8s.io/aggregate-to-view":"true"' in labels
-
-
-def as_agent(
-    plane: ControlPlane, kubectl: Kubectl, token: str, *args: str, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(plane.kubectl),
-            "--kubeconfig=/dev/null",
-            f"--server={plane.url}",
-            f"--token={token}",
-            f"--certificate-authority={plane.workdir / 'serving' / 'apiserver.crt'}",
-            *args,
-        ],
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+        kubectl("create", "rolebinding", role, "-n", namespace,
+                f"--clusterrole={release.name}-edge-rollout-{role}", f"--user={user}")  # fmt: skip
+    md = "modeldeployments.edgerollout.dev"
+    assert can(kubectl, "viewer", "list", md, namespace)
+    assert not can(kubectl, "viewer", "create", md, namespace)
+    assert can(kubectl, "editor", "create", md, namespace)
+    assert can(kubectl, "editor", "patch", md, namespace)
+    assert not can(kubectl, "editor", "patch", f"{md}/status", namespace)
+    view = kubectl("get", "clusterrole", f"{release.name}-edge-rollout-view", "-o", "json").stdout
+    assert json.loads(view)["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"]
 
 
 def test_agent_of_node_n1_may_write_edgenode_n1_and_is_refused_n2(
     control_plane: ControlPlane, kubectl: Kubectl, release: Release
 ) -> None:
-    token = agent_token(kubectl, release)
-    n1, n2 = release.nodes
-    whoami = json.loads(
-        as_agent(control_plane, kubectl, token, "auth", "whoami", "-o", "json").stdout
-    )
+    token, (n1, n2) = agent_token(kubectl, release), release.nodes
+    whoami = json.loads(as_token(control_plane, token, "auth", "whoami", "-o", "json").stdout)
     assert whoami["status"]["userInfo"]["extra"]["authentication.kubernetes.io/node-name"] == [n1]
 
-    def refused_n2() -> str | None:  # the policy becomes effective about a second after creation
-        out = as_agent(
-            control_plane,
-            kubectl,
-            token,
-            "create",
-            "--dry-run=server",
-            "-f",
-            "-",
-            input=edgenode(n2),
-        )
-        return out.stderr if POLICY_DENIAL in out.stderr else None
-
-    denial = wait_for(refused_n2, timeout=20, what="the admission policy in force")
-    assert f"the edge-rollout agent on node {n1} may only write EdgeNode {n1}, not {n2}" in denial
-
-    created = as_agent(control_plane, kubectl, token, "create", "-f", "-", input=edgenode(n1))
+    created = as_token(control_plane, token, "create", "-f", "-", input=edgenode(n1))
     assert created.returncode == 0, created.stderr
     status = '{"status": {"heartbeatTime": "2026-01-01T00:00:00Z"}}'
-    patched = as_agent(
-        control_plane,
-        kubectl,
-        token,
-        "patch",
-        "edgenode",
-        n1,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        status,
-    )
+    patch = ["--subresource=status", "--type=merge", "-p"]
+    patched = as_token(control_plane, token, "patch", "edgenode", n1, *patch, status)
     assert patched.returncode == 0, patched.stderr
 
+    refused = as_token(control_plane, token, "create", "-f", "-", input=edgenode(n2))
+    assert refused.returncode != 0
+    assert (f"the edge-rollout agent on node {n1} may only write EdgeNode {n1}, not {n2}"
+            in refused.stderr), refused.stderr  # fmt: skip
     kubectl("create", "-f", "-", input=edgenode(n2))
-    refused = as_agent(
-        control_plane,
-        kubectl,
-        token,
-        "patch",
-        "edgenode",
-        n2,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        status,
-    )
+    refused = as_token(control_plane, token, "patch", "edgenode", n2, *patch, status)
     assert refused.returncode != 0
     assert f"may only write EdgeNode {n1}, not {n2}" in refused.stderr, refused.stderr
 
@@ -613,34 +505,14 @@ def test_agent_may_not_assign_itself_models_nor_write_with_an_unbound_token(
     control_plane: ControlPlane, kubectl: Kubectl, release: Release
 ) -> None:
     n1 = release.nodes[0]
-    model = {
-        "name": "ns/md",
-        "model": "m",
-        "version": "1",
-        "variant": "fp32",
-        "storeUrl": "http://store.invalid",
-    }
-    out = as_agent(
-        control_plane,
-        kubectl,
-        agent_token(kubectl, release),
-        "create",
-        "--dry-run=server",
-        "-f",
-        "-",
-        input=edgenode(n1, [model]),
-    )
+    model = {"name": "ns/md", "model": "m", "version": "1", "variant": "fp32",
+             "storeUrl": "http://store.invalid"}  # fmt: skip
+    dry_run = ("create", "--dry-run=server", "-f", "-")
+    out = as_token(control_plane, agent_token(kubectl, release), *dry_run,
+                   input=edgenode(n1, [model]))  # fmt: skip
     assert "only with empty spec.models: the operator assigns models" in out.stderr, out.stderr
-    out = as_agent(
-        control_plane,
-        kubectl,
-        agent_token(kubectl, release, bound=False),
-        "create",
-        "--dry-run=server",
-        "-f",
-        "-",
-        input=edgenode(n1),
-    )
+    unbound = agent_token(kubectl, release, bound=False)
+    out = as_token(control_plane, unbound, *dry_run, input=edgenode(n1))
     assert "must use a service-account token bound to a pod on a node" in out.stderr, out.stderr
 
 
@@ -674,58 +546,34 @@ OPERATOR = (
     "import logging, sys; logging.basicConfig(level=logging.INFO);"
     " from edge_rollout.cli.main import main; main(sys.argv[1:])"
 )
+"""`edge-rollout` with logging on (so that a 403 would show in the output)."""
 
 
 def test_the_operator_reconciles_with_only_its_service_accounts_rights(
-    control_plane: ControlPlane,
-    kubectl: Kubectl,
-    release: Release,
-    namespace: str,
+    control_plane: ControlPlane, kubectl: Kubectl, release: Release, namespace: str,
     tmp_path: Path,
-) -> None:
+) -> None:  # fmt: skip
     token = kubectl("create", "token", release.operator_sa, "-n", release.namespace).stdout.strip()
-    env = {
-        **os.environ,
-        "POD_ID": f"test-{release.name}",
-        "KUBECONFIG": str(token_kubeconfig(control_plane, token, tmp_path / "kubeconfig")),
-    }
+    kubeconfig = token_kubeconfig(control_plane, token, tmp_path / "kubeconfig")
+    env = {**os.environ, "POD_ID": f"test-{release.name}", "KUBECONFIG": str(kubeconfig)}
     port = free_port()
-    args = [
-        sys.executable,
-        "-c",
-        OPERATOR,
-        "operator",
-        f"--liveness=http://127.0.0.1:{port}/healthz",
-        "--priority=100",
-    ]
-    document = with_change("metadata.namespace", namespace)
+    args = [sys.executable, "-c", OPERATOR, "operator",
+            f"--liveness=http://127.0.0.1:{port}/healthz", "--priority=100"]  # fmt: skip
+    get = ("get", "mdep", "magika", "-n", namespace, "-o")
     with Process(args, tmp_path / "operator.log", env) as operator:
+        document = with_change("metadata.namespace", namespace)
         kubectl("apply", "-f", "-", input=json.dumps(document))
-
-        def observed() -> bool:
-            out = kubectl(
-                "get",
-                "mdep",
-                "magika",
-                "-n",
-                namespace,
-                "-o",
-                "jsonpath={.status.observedGeneration}",
-            ).stdout
-            return out == "1"
-
-        wait_for(observed, timeout=60, what=f"status.observedGeneration\n{operator.output()}")
-
-        def peered() -> bool:
-            status = kubectl(
-                "get", "clusterkopfpeering", "edge-rollout", "-o", "jsonpath={.status}"
-            ).stdout
-            return f"test-{release.name}" in status
-
-        wait_for(peered, timeout=30, what="the operator in the ClusterKopfPeering")
+        wait_for(lambda: kubectl(*get, "jsonpath={.status.observedGeneration}").stdout == "1",
+                 timeout=60, what=f"status.observedGeneration\n{operator.output()}")  # fmt: skip
+        peering = ("get", "clusterkopfpeering", "edge-rollout", "-o", "jsonpath={.status}")
+        wait_for(lambda: f"test-{release.name}" in kubectl(*peering).stdout, timeout=30,
+                 what="the operator in the ClusterKopfPeering")  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200
-    kubectl("delete", "mdep", "magika", "-n", namespace, "--wait=false")
+        annotations = json.loads(kubectl(*get, "json").stdout)["metadata"]["annotations"]
+        assert "edgerollout.dev/last-handled-configuration" in annotations
+        # Deleting runs the operator's delete handler and lifts its finalizer.
+        kubectl("delete", "mdep", "magika", "-n", namespace, "--timeout=60s")
     assert "Forbidden" not in operator.output(), operator.output()
 
 
@@ -734,35 +582,18 @@ def test_the_agent_reports_its_own_node_and_is_refused_another_with_a_pod_bound_
 ) -> None:
     n1, n2 = release.nodes
     kubeconfig = token_kubeconfig(control_plane, agent_token(kubectl, release), tmp_path / "kc")
-    env = dict(os.environ)
 
     def agent(node: str) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "edge_rollout_agent",
-            "--node",
-            node,
-            "--kubeconfig",
-            str(kubeconfig),
-            "--data-dir",
-            str(tmp_path / node),
-            "--metrics-port",
-            "0",
-            "--heartbeat",
-            "1",
-        ]
+        return [sys.executable, "-m", "edge_rollout_agent", "--node", node,
+                "--kubeconfig", str(kubeconfig), "--data-dir", str(tmp_path / node),
+                "--metrics-port", "0", "--heartbeat", "1"]  # fmt: skip
 
     kubectl("delete", "edgenode", n1, n2, "--ignore-not-found")
-    with Process(agent(n1), tmp_path / "n1.log", env) as own:
-
-        def reported() -> str:
-            return kubectl(
-                "get", "edgenode", n1, "-o", "jsonpath={.status.hardware.arch}", check=False
-            ).stdout
-
-        wait_for(reported, timeout=60, what=f"EdgeNode {n1} status\n{own.output()}")
-    with Process(agent(n2), tmp_path / "n2.log", env) as other:
+    arch = ("get", "edgenode", n1, "-o", "jsonpath={.status.hardware.arch}")
+    with Process(agent(n1), tmp_path / "n1.log", dict(os.environ)) as own:
+        wait_for(lambda: kubectl(*arch, check=False).stdout, timeout=60,
+                 what=f"EdgeNode {n1} status\n{own.output()}")  # fmt: skip
+    with Process(agent(n2), tmp_path / "n2.log", dict(os.environ)) as other:
         wait_for(lambda: POLICY_DENIAL in other.output(), timeout=60, what="the refusal")
     assert f"may only write EdgeNode {n1}, not {n2}" in other.output()
     assert kubectl("get", "edgenode", n2, check=False).returncode != 0

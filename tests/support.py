@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import subprocess
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+
+from kopf.testing import KopfRunner
 
 from edge_rollout.testing.controlplane import ControlPlane
 
@@ -30,3 +36,14 @@ class Kubectl:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
         return result
+
+
+@contextlib.contextmanager
+def kopf_operator(args: list[str], timeout: float = 120.0) -> Iterator[KopfRunner]:
+    """`kopf.testing.KopfRunner`, then collect the aiohttp sockets Kopf leaves to the garbage
+    collector on shutdown, so their ResourceWarnings do not land in whatever test runs next."""
+    with KopfRunner(args, timeout=timeout) as runner:
+        yield runner
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

@@ -20,7 +20,7 @@ from kopf.testing import KopfRunner
 from edge_rollout.store import keys
 from edge_rollout.store.writer import DirectoryStore
 from tests.integration.reporter import ScriptedReporter, delete_nodes, fleet_hardware
-from tests.support import Kubectl
+from tests.support import Kubectl, kopf_operator
 from tests.unit.core.fixtures import release
 
 FLEET = int(os.environ.get("EDGE_ROLLOUT_TEST_FLEET", "500"))
@@ -42,7 +42,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.fixture
 def operator(crds_installed: None) -> Iterator[KopfRunner]:
     os.environ["EDGE_ROLLOUT_REPLAN_SECONDS"] = "1"
-    with KopfRunner(OPERATOR_ARGS, timeout=120) as runner:
+    with kopf_operator(OPERATOR_ARGS, timeout=120) as runner:
         yield runner
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
@@ -140,7 +140,7 @@ def test_rollout_in_steps_pause_approval_and_restart(
 ) -> None:
     os.environ["EDGE_ROLLOUT_REPLAN_SECONDS"] = "1"
     steps = [{"setNodePercent": 10}, {"pause": {}}, {"setNodePercent": 50}, {"pause": {}}]
-    with KopfRunner(OPERATOR_ARGS, timeout=300) as runner:
+    with kopf_operator(OPERATOR_ARGS, timeout=300) as runner:
         kubectl("apply", "-f", "-", input=manifest(namespace, store, "1.0"))
         done = wait_for(phase_is(kubectl, namespace, "Ready"), what="v1 Ready")
         assert done["counts"]["succeeded"] == FLEET
@@ -158,7 +158,7 @@ def test_rollout_in_steps_pause_approval_and_restart(
     assert runner.exception is None, runner.output
 
     # Restarted operator: the pause still holds, nothing new is asked.
-    with KopfRunner(OPERATOR_ARGS, timeout=300) as runner:
+    with kopf_operator(OPERATOR_ARGS, timeout=300) as runner:
         time.sleep(3)
         assert status(kubectl, namespace)["currentStepIndex"] == 1
         assert (
@@ -172,7 +172,7 @@ def test_rollout_in_steps_pause_approval_and_restart(
         )
     assert runner.exception is None, runner.output
 
-    with KopfRunner(OPERATOR_ARGS, timeout=300) as runner:
+    with kopf_operator(OPERATOR_ARGS, timeout=300) as runner:
         approve["spec"]["strategy"]["approved"]["throughStep"] = 3
         kubectl("patch", "mdep", "m", "-n", namespace, "--type=merge", "-p", json.dumps(approve))
         done = wait_for(phase_is(kubectl, namespace, "Ready"), what="v2 Ready")

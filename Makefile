@@ -64,7 +64,7 @@ test-e2e: setup ## The README demo, end to end
 lint: setup ## ruff, mypy (strict) and import-linter contracts
 	$(BIN)/ruff check operator edge-agent tests bench hack
 	$(BIN)/ruff format --check operator edge-agent tests bench hack
-	$(BIN)/mypy operator/edge_rollout edge-agent/edge_rollout_agent tests
+	$(BIN)/mypy operator/edge_rollout edge-agent/edge_rollout_agent tests bench hack
 	$(BIN)/lint-imports
 
 .PHONY: fmt

@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from edge_rollout.testing.models import magika_model_path
 from tests.fixtures import model_pairs
-from tests.integration.store_fixtures import magika_model_path
 
 
 def main() -> int:

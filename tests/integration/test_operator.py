@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from kopf.testing import KopfRunner
 
 from edge_rollout.store import keys
 from edge_rollout.store.writer import DirectoryStore
+from edge_rollout.testing.controlplane import ControlPlane, free_port, stop_process
 from tests.integration.reporter import ScriptedReporter, delete_nodes, fleet_hardware
 from tests.support import Kubectl, kopf_operator
 from tests.unit.core.fixtures import release
@@ -209,3 +213,40 @@ def test_broken_release_aborts_and_rolls_back(
     }
     events = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "RolloutAborted" in events
+
+
+def test_operator_process_serves_metrics_and_liveness(
+    crds_installed: None, control_plane: ControlPlane
+) -> None:
+    metrics, health = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge_rollout.cli.main",
+            "operator",
+            "--standalone",
+            f"--metrics-port={metrics}",
+            "--metrics-address=127.0.0.1",
+            f"--liveness=http://127.0.0.1:{health}/healthz",
+        ],
+        env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        body = wait_for(lambda: _get(f"http://127.0.0.1:{metrics}/metrics"), what="metrics")
+        assert "# HELP edge_rollout_plans_total" in body
+        assert "edge_rollout_edgenode_writes_total" in body
+        assert wait_for(lambda: _get(f"http://127.0.0.1:{health}/healthz"), what="liveness")
+    finally:
+        stop_process(proc)
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import prometheus_client
+
 
 def register(subparsers: Any) -> None:
     """Add `edge-rollout operator`."""
@@ -36,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--priority", type=int, default=0, help="peering priority; give standbys distinct values"
     )
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, help="serve Prometheus metrics here (0: off)"
+    )
+    parser.add_argument("--metrics-address", default="0.0.0.0", help="address for metrics")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     import edge_rollout.controller.handlers  # noqa: F401  (registers the handlers)
+
+    if args.metrics_port:
+        prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_address)
 
     kopf.run(
         standalone=args.standalone,

@@ -121,6 +121,7 @@ def test_operator_is_one_recreated_replica_with_peering_probes_and_a_locked_down
     assert container["args"] == [
         "operator",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=8081",
         "--priority=7",
     ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -403,7 +404,7 @@ def test_helm_install_creates_every_object(kubectl: Kubectl, release: Release) -
     assert sorted(names.split()) == sorted([
         f"deployment.apps/{prefix}-operator", f"daemonset.apps/{prefix}-agent",
         f"serviceaccount/{prefix}-operator", f"serviceaccount/{prefix}-agent",
-        f"service/{prefix}-agent-metrics",
+        f"service/{prefix}-agent-metrics", f"service/{prefix}-operator-metrics",
     ])  # fmt: skip
     kinds = ("clusterrole,clusterrolebinding,clusterkopfpeering,validatingadmissionpolicy,"
              "validatingadmissionpolicybinding")  # fmt: skip

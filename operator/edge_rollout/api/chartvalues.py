@@ -122,6 +122,8 @@ class Operator(Workload):
     """Requests and limits of the operator container."""
     service_account: ServiceAccount = Field(default_factory=ServiceAccount)
     """The operator's ServiceAccount."""
+    metrics_port: int = Field(default=8081, ge=1024, le=65535)
+    """Port of the operator's Prometheus /metrics (plans, EdgeNode writes, nodes by outcome)."""
 
 
 class DataDir(ValuesModel):

@@ -142,7 +142,7 @@ def summarize(
         }
     )
     status = status.model_copy(update={"conditions": _conditions(status, deployment, now)})
-    return status, _transition_events(previous, status)
+    return status, (*_transition_events(previous, status), *_new_worst_events(previous, status))
 
 
 def _phase(
@@ -304,6 +304,22 @@ def _condition_rows(phase: str) -> tuple[ConditionRow, ...]:
         ),
     }
     return table[phase]
+
+
+def _new_worst_events(
+    previous: ModelDeploymentStatus, status: ModelDeploymentStatus
+) -> tuple[Event, ...]:
+    """A Warning for each node that newly joined the worst nodes (why it cannot update)."""
+    seen = {(n.node, n.reason) for n in previous.worst_nodes}
+    return tuple(
+        Event(
+            "Warning",
+            "NodeUnschedulable" if n.phase == "Unschedulable" else "NodeFailed",
+            f"node {n.node}: {n.reason}: {n.message}",
+        )
+        for n in status.worst_nodes
+        if (n.node, n.reason) not in seen
+    )
 
 
 def _transition_events(

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from edge_rollout.api.modeldeployment import Approval
 from edge_rollout.core import planning
-from tests.unit.core.fixtures import Fleet, fleet
+from tests.unit.core.fixtures import MIB, Fleet, fleet, hardware
 
 
 def installed(count: int = 10, **strategy: object) -> Fleet:
@@ -192,3 +192,16 @@ def test_plan_is_deterministic() -> None:
     f = installed(8)
     assert f.plan() == f.plan()
     assert isinstance(f.plan(), planning.Plan)
+
+
+def test_a_node_nothing_fits_is_reported_once_with_why() -> None:
+    f = installed(3)
+    f.nodes[0].hardware = hardware("cpu", memory=32 * MIB)
+    plan = f.plan()
+    f.apply(plan)
+    warnings = [e for e in plan.events if e.reason == "NodeUnschedulable"]
+    assert len(warnings) == 1
+    assert "node-000: NoVariantFits" in warnings[0].message
+    assert "DoesNotFit" in warnings[0].message
+    assert f.status.worst_nodes[0].phase == "Unschedulable"
+    assert not [e for e in f.plan().events if e.reason == "NodeUnschedulable"]

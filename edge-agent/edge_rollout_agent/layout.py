@@ -193,3 +193,22 @@ def all_model_dirs(data_dir: Path) -> list[ModelDir]:
         for dep in sorted(ns.iterdir())
         if dep.is_dir()
     ]
+
+
+def deployments_on_disk(data_dir: Path) -> set[str]:
+    """`<namespace>/<deployment>` of every model directory under `<data>/models`."""
+    models = data_dir / "models"
+    if not models.is_dir():
+        return set()
+    return {
+        f"{ns.name}/{dep.name}"
+        for ns in models.iterdir() if ns.is_dir()
+        for dep in ns.iterdir() if dep.is_dir() and not dep.name.startswith(".")
+    }  # fmt: skip
+
+
+def remove_deployment(data_dir: Path, name: str) -> None:
+    """Delete every file of a model the operator no longer wants here (and its staging)."""
+    model_dir = ModelDir(data_dir, name)
+    for path in (model_dir.base, model_dir.staging):
+        shutil.rmtree(path, ignore_errors=True)

@@ -162,7 +162,17 @@ class Agent:
         self.models = {k: v for k, v in self.models.items() if k in {d.name for d in desired}}
         for entry in desired:
             self.reconcile(entry)
+        self.remove_dropped({d.name for d in desired})
         self.report(force=self.heartbeat_due())
+
+    def remove_dropped(self, wanted: set[str]) -> None:
+        """Delete models the operator dropped from the spec (once a spec has been received)."""
+        if not self.spec_path.exists():
+            return
+        for name in sorted(layout.deployments_on_disk(self.settings.data_dir) - wanted):
+            layout.remove_deployment(self.settings.data_dir, name)
+            self.failures.pop(name, None)
+            log.info("%s: no longer wanted on this node; its files are removed", name)
 
     def conditions(self) -> NodeConditions:
         hw = self.hardware

@@ -109,10 +109,15 @@ def held_manifest(model_dir: ModelDir) -> Manifest | None:
     return None
 
 
-def check_fits(manifest: Manifest, env: Environment, reclaimable: int) -> None:
-    """Refuse before downloading anything when disk or memory cannot hold the model."""
+def check_fits(
+    manifest: Manifest, env: Environment, reclaimable: int, memory_needed: int = 0
+) -> None:
+    """Refuse before downloading anything when disk or memory cannot hold the model.
+
+    Memory is the larger of the file size and what the release measured (`memory_needed`, from
+    the operator's entry)."""
     size = sum(f.size for f in manifest.files)
-    problem = policy.check_fit(size * STAGING_OVERHEAD, size, env.disk_free,
+    problem = policy.check_fit(size * STAGING_OVERHEAD, max(size, memory_needed), env.disk_free,
                                env.memory_available, reclaimable)  # fmt: skip
     if problem:
         raise SyncError("DoesNotFit", f"{manifest.model} {manifest.version}/{manifest.variant} "
@@ -134,7 +139,7 @@ def install(
     """Install and activate the desired version; raises SyncError with the reason on failure."""
     model_dir = ModelDir(env.data_dir, desired.name)
     manifest = fetch_manifest(env.source, desired)
-    check_fits(manifest, env, reclaimable=0)
+    check_fits(manifest, env, reclaimable=0, memory_needed=desired.memory_bytes)
     held = held_manifest(model_dir)
     diff = plan(held, manifest, transfer, desired.delivery.delta != "Off")
     staging = fetching.staging_dir(model_dir, desired.version, desired.variant)

@@ -155,3 +155,24 @@ def test_transition_times() -> None:
     ready = reporting.transition(same, "a/b", t0 + timedelta(2), phase="Ready",
                                  active_version="1")  # fmt: skip
     assert ready.ready_since == ready.last_transition_time == "2026-01-03T00:00:00Z"
+
+
+def test_a_model_dropped_from_the_spec_is_removed_from_disk(world: Any, tmp_path: Path) -> None:
+    agent, api, store, _ = world
+    v1 = publish(store, tmp_path, "1.0", 1)
+    set_spec(agent, v1)
+    agent.step()
+    model_dir = agent.settings.data_dir / "models" / Path(v1["name"])
+    assert (model_dir / "current").exists()
+    set_spec(agent)
+    agent.step()
+    assert not model_dir.exists()
+    assert api.statuses[-1].models == []
+
+
+def test_nothing_is_removed_before_any_spec_was_received(world: Any, tmp_path: Path) -> None:
+    agent, _, _, _ = world
+    kept = agent.settings.data_dir / "models" / "ns" / "old"
+    kept.mkdir(parents=True)
+    agent.step()
+    assert kept.exists()

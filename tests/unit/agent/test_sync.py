@@ -170,6 +170,20 @@ def test_disk_and_memory_are_checked_before_downloading(
     assert counting.fetched == []
 
 
+def test_measured_memory_from_the_entry_is_checked_before_downloading(
+    store: ScratchStore, tmp_path: Path
+) -> None:
+    v1, _ = build(tmp_path, 1)
+    m1 = store.publish(v1, "1.0")
+    counting = CountingSource(store.reader())
+    desired = DesiredModel.model_validate({**store.desired(m1), "memoryBytes": 8 << 30})
+    with pytest.raises(sync.SyncError) as info:
+        sync.install(desired, env(tmp_path, counting, memory_available=1 << 30))
+    assert info.value.reason == "DoesNotFit"
+    assert "memory" in str(info.value)
+    assert counting.fetched == []
+
+
 def test_delta_only_refuses_a_first_install(store: ScratchStore, tmp_path: Path) -> None:
     v1, _ = build(tmp_path, 1)
     m1 = store.publish(v1, "1.0")

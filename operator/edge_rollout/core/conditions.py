@@ -57,3 +57,30 @@ def set_condition(
 def find_condition(conditions: list[Condition], type_: str) -> Condition | None:
     """The condition of that type, if present."""
     return next((c for c in conditions if c.type == type_), None)
+
+
+STANDARD = ("Ready", "Progressing", "Degraded", "Reconciling", "Stalled")
+"""The conditions a ModelDeployment always carries (kstatus reads Ready, Reconciling, Stalled)."""
+
+
+def set_standard_conditions(
+    conditions: list[Condition],
+    *,
+    true: frozenset[str],
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """Every standard condition set: those in `true` True, the others False, one reason."""
+    for type_ in STANDARD:
+        conditions = set_condition(
+            conditions,
+            type_=type_,
+            status="True" if type_ in true else "False",
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
+        )
+    return conditions

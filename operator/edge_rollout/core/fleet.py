@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from edge_rollout.api.common import Condition, ConditionStatus
+from edge_rollout.api.common import Condition
 from edge_rollout.api.edgenode import DesiredModel, ModelStatus
 from edge_rollout.api.modeldeployment import (
     ModelDeploymentStatus,
@@ -23,7 +23,7 @@ from edge_rollout.api.modeldeployment import (
 )
 from edge_rollout.api.release import Release
 from edge_rollout.core import selection, steps
-from edge_rollout.core.conditions import rfc3339, set_condition
+from edge_rollout.core.conditions import rfc3339, set_standard_conditions
 
 if TYPE_CHECKING:
     from edge_rollout.core.planning import Deployment
@@ -237,73 +237,29 @@ def _message(
     return f"{updated}/{total} nodes on {target}, {states['failed']} failed; {where}"
 
 
-ConditionRow = tuple[str, ConditionStatus, str]
+PHASE_CONDITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "Ready": (frozenset({"Ready"}), "RolloutComplete"),
+    "Degraded": (frozenset({"Ready", "Degraded"}), "RolloutCompleteWithFailures"),
+    "Progressing": (frozenset({"Progressing", "Reconciling"}), "RolloutInProgress"),
+    "Paused": (frozenset(), "RolloutPaused"),
+    "RolledBack": (frozenset({"Degraded", "Stalled"}), "RolledBack"),
+    "Failed": (frozenset({"Degraded", "Stalled"}), "RolloutAborted"),
+}
+"""Per phase: the standard conditions that are True (the others are False), and the reason."""
 
 
 def _conditions(
     status: ModelDeploymentStatus, deployment: Deployment, now: datetime
 ) -> list[Condition]:
-    rows = _condition_rows(status.phase)
-    conditions = status.conditions
-    for type_, value, reason in rows:
-        conditions = set_condition(
-            conditions,
-            type_=type_,
-            status=value,
-            reason=reason,
-            message=status.message,
-            generation=deployment.generation,
-            now=now,
-        )
-    return conditions
-
-
-def _condition_rows(phase: str) -> tuple[ConditionRow, ...]:
-    table: dict[str, tuple[ConditionRow, ...]] = {
-        "Ready": (
-            ("Ready", "True", "RolloutComplete"),
-            ("Progressing", "False", "RolloutComplete"),
-            ("Degraded", "False", "RolloutComplete"),
-            ("Reconciling", "False", "RolloutComplete"),
-            ("Stalled", "False", "RolloutComplete"),
-        ),
-        "Degraded": (
-            ("Ready", "True", "RolloutCompleteWithFailures"),
-            ("Progressing", "False", "RolloutComplete"),
-            ("Degraded", "True", "NodesFailed"),
-            ("Reconciling", "False", "RolloutComplete"),
-            ("Stalled", "False", "RolloutComplete"),
-        ),
-        "Progressing": (
-            ("Ready", "False", "RolloutInProgress"),
-            ("Progressing", "True", "RolloutInProgress"),
-            ("Degraded", "False", "RolloutInProgress"),
-            ("Reconciling", "True", "RolloutInProgress"),
-            ("Stalled", "False", "RolloutInProgress"),
-        ),
-        "Paused": (
-            ("Ready", "False", "RolloutPaused"),
-            ("Progressing", "False", "RolloutPaused"),
-            ("Degraded", "False", "RolloutPaused"),
-            ("Reconciling", "False", "RolloutPaused"),
-            ("Stalled", "False", "RolloutPaused"),
-        ),
-        "RolledBack": (
-            ("Ready", "False", "RolledBack"),
-            ("Progressing", "False", "RolledBack"),
-            ("Degraded", "True", "RolloutAborted"),
-            ("Reconciling", "False", "RolledBack"),
-            ("Stalled", "True", "RolloutAborted"),
-        ),
-        "Failed": (
-            ("Ready", "False", "RolloutAborted"),
-            ("Progressing", "False", "RolloutAborted"),
-            ("Degraded", "True", "RolloutAborted"),
-            ("Reconciling", "False", "RolloutAborted"),
-            ("Stalled", "True", "RolloutAborted"),
-        ),
-    }
-    return table[phase]
+    true, reason = PHASE_CONDITIONS[status.phase]
+    return set_standard_conditions(
+        status.conditions,
+        true=true,
+        reason=reason,
+        message=status.message,
+        generation=deployment.generation,
+        now=now,
+    )
 
 
 def _new_worst_events(

@@ -3,16 +3,31 @@
 Pure: takes parsed EdgeNodes and Node facts, returns `planning.NodeInput`s with each node's
 hardware (reported by its agent, or derived from its labels), this deployment's entries and the
 memory claims of deployments that take precedence on the node.
+
+The operator plans every deployment over the whole fleet every few seconds, from the same parsed
+objects (Kopf's indexes replace an object only when it changes). So each node's inputs are
+memoized on the identity of its EdgeNode and NodeInfo: a replan of D deployments over N nodes
+builds each NodeInput once, not D times per pass. The objects are frozen models and are never
+changed in place; a new object for a node (an agent's heartbeat) drops that node's memo.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core import planning
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+M = TypeVar("M", bound=_Named)
 
 
 @dataclass(frozen=True)
@@ -38,27 +53,81 @@ def node_inputs(
 
     An empty selector means every node with an agent (an EdgeNode), not every Node.
     """
-    names = set(edgenodes) if selector_empty else set(nodes) | set(edgenodes)
-    return [
-        _node_input(key, priority, name, nodes.get(name), edgenodes.get(name))
-        for name in sorted(names)
-    ]
+    names = _sorted_names(edgenodes.keys() if selector_empty else nodes.keys() | edgenodes.keys())
+    views = _VIEWS
+    result = []
+    for name in names:
+        info, edgenode = nodes.get(name), edgenodes.get(name)
+        view = views.get(name)
+        if view is None or view.info is not info or view.edgenode is not edgenode:
+            view = views[name] = _NodeView(name, info, edgenode)
+        result.append(view.node_input(key, priority))
+    if len(views) > 2 * len(names) + 1024:
+        _prune(names)
+    return result
 
 
-def _node_input(
-    key: str, priority: int, name: str, info: NodeInfo | None, edgenode: EdgeNode | None
-) -> planning.NodeInput:
-    labels = info.labels if info else _metadata_labels(edgenode)
-    entries = edgenode.spec.models if edgenode else []
-    reports = edgenode.status.models if edgenode else []
-    return planning.NodeInput(
-        name=name,
-        labels=labels,
-        hardware=_hardware(info, edgenode, labels),
-        desired=next((e for e in entries if e.name == key), None),
-        reported=next((r for r in reports if r.name == key), None),
-        claims=tuple(_claims(key, priority, entries)),
-    )
+class _NodeView:
+    """One node's parsed facts and memoized NodeInputs, valid while its NodeInfo and EdgeNode
+    objects are."""
+
+    __slots__ = ("edgenode", "entries", "hardware", "info", "inputs", "labels", "name", "reports")
+
+    def __init__(self, name: str, info: NodeInfo | None, edgenode: EdgeNode | None) -> None:
+        self.name = name
+        self.info = info
+        self.edgenode = edgenode
+        self.labels = info.labels if info else _metadata_labels(edgenode)
+        self.hardware = _hardware(info, edgenode, self.labels)
+        self.entries = _first_by_name(edgenode.spec.models if edgenode else [])
+        self.reports = _first_by_name(edgenode.status.models if edgenode else [])
+        self.inputs: dict[tuple[str, int], planning.NodeInput] = {}
+
+    def node_input(self, key: str, priority: int) -> planning.NodeInput:
+        found = self.inputs.get((key, priority))
+        if found is None:
+            entries = self.edgenode.spec.models if self.edgenode else []
+            found = planning.NodeInput(
+                name=self.name,
+                labels=self.labels,
+                hardware=self.hardware,
+                desired=self.entries.get(key),
+                reported=self.reports.get(key),
+                claims=tuple(_claims(key, priority, entries)),
+            )
+            self.inputs[(key, priority)] = found
+        return found
+
+
+def _first_by_name(items: Iterable[M]) -> dict[str, M]:
+    found: dict[str, M] = {}
+    for item in items:
+        found.setdefault(item.name, item)
+    return found
+
+
+_VIEWS: dict[str, _NodeView] = {}
+"""node name -> its memo. Lookups and stores are single dict operations, safe across the
+operator's handler threads (a race builds the same NodeInput twice)."""
+_SORTED: list[list[str]] = [[]]
+"""The last sorted name list: fleets rarely change between two plans, so re-sorting is skipped."""
+
+
+def _sorted_names(names: Iterable[str]) -> list[str]:
+    wanted = set(names)
+    last = _SORTED[0]
+    if len(last) == len(wanted) and wanted.issuperset(last):
+        return last
+    ordered = sorted(wanted)
+    _SORTED[0] = ordered
+    return ordered
+
+
+def _prune(names: Iterable[str]) -> None:
+    """Forget nodes that left the fleet."""
+    keep = set(names)
+    for name in [n for n in _VIEWS if n not in keep]:
+        _VIEWS.pop(name, None)
 
 
 def _hardware(

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from edge_rollout.api.common import Condition, ConditionStatus
 from edge_rollout.api.modeldeployment import ModelDeploymentStatus
-from edge_rollout.core.conditions import set_condition
-
-Rows = tuple[tuple[str, ConditionStatus], ...]
+from edge_rollout.core.conditions import set_standard_conditions
 
 
 def stalled_status(
@@ -24,20 +21,16 @@ def stalled_status(
     >>> s = stalled_status(ModelDeploymentStatus(), generation=2, reason="ReleaseNotFound",
     ...                    message="m", now=datetime(2026, 1, 1, tzinfo=UTC))
     >>> (s.observed_generation, [c.type + "=" + c.status for c in s.conditions])
-    (2, ['Ready=False', 'Reconciling=False', 'Stalled=True'])
+    (2, ['Ready=False', 'Progressing=False', 'Degraded=False', 'Reconciling=False', 'Stalled=True'])
     """
-    rows: Rows = (("Ready", "False"), ("Reconciling", "False"), ("Stalled", "True"))
-    conditions: list[Condition] = status.conditions
-    for type_, value in rows:
-        conditions = set_condition(
-            conditions,
-            type_=type_,
-            status=value,
-            reason=reason,
-            message=message,
-            generation=generation,
-            now=now,
-        )
+    conditions = set_standard_conditions(
+        status.conditions,
+        true=frozenset({"Stalled"}),
+        reason=reason,
+        message=message,
+        generation=generation,
+        now=now,
+    )
     return status.model_copy(
         update={
             "observed_generation": generation,

@@ -10,10 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, JsonValue
 
-from edge_rollout.api.common import DURATION_PATTERN
+from edge_rollout.api.common import DURATION_PATTERN, ApiModel
 
 Schema = dict[str, JsonValue]
 KubeObject = dict[str, JsonValue]
@@ -26,18 +25,10 @@ _DIGEST_PATTERN = r"^(sha256:[a-f0-9]{64})?$"
 _NAME_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
 
 
-class ValuesModel(BaseModel):
+class ValuesModel(ApiModel):
     """Base of every values section: camelCase keys, unknown keys refused (typos fail early)."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        use_attribute_docstrings=True,
-        extra="forbid",
-        frozen=True,
-    )
+    model_config = ConfigDict(extra="forbid")
 
 
 class Image(ValuesModel):

@@ -35,6 +35,8 @@ from edge_rollout_agent.metrics import Metrics
 from edge_rollout_agent.policy import Action, Failure, Installed, LocalModel, NodeConditions
 
 AGENT_VERSION = "0.1.0"
+METERED_LABEL = "edgerollout.dev/metered"
+"""`"true"` on the node's EdgeNode marks its link metered (as `metered: true` in a profile)."""
 log = logging.getLogger(__name__)
 
 
@@ -92,6 +94,7 @@ class Agent:
         self.wake = threading.Event()
         self.lock = threading.Lock()
         self.hardware = Hardware()
+        self.metered_label = False
 
     @property
     def spec_path(self) -> Path:
@@ -105,10 +108,10 @@ class Agent:
         while not stop.is_set():
             try:
                 node = self.api.ensure()
-                self.set_spec(node.spec, connected=True)
+                self.set_node(node)
                 delay = 1.0
                 for seen in self.api.watch(str(node.metadata.get("resourceVersion", ""))):
-                    self.set_spec(seen.spec, connected=True)
+                    self.set_node(seen)
                     if stop.is_set():
                         return
             except Exception as exc:  # the API server is unreachable or refused us
@@ -116,6 +119,12 @@ class Agent:
                 log.warning("API server: %s; retrying in %.0fs", exc, delay)
                 stop.wait(delay)
                 delay = min(delay * 2, 30.0)
+
+    def set_node(self, node: EdgeNode) -> None:
+        """What the watch saw: the spec, and the labels that describe the node's link."""
+        labels = node.metadata.get("labels") or {}
+        self.metered_label = isinstance(labels, dict) and labels.get(METERED_LABEL) == "true"
+        self.set_spec(node.spec, connected=True)
 
     def set_spec(self, spec: EdgeNodeSpec, connected: bool) -> None:
         with self.lock:
@@ -179,7 +188,7 @@ class Agent:
         self.hot = policy.is_hot(hw.temperature_celsius, self.hot, self.settings.limits)
         return NodeConditions(
             time_zone=hw.time_zone,
-            metered=hw.metered,
+            metered=hw.metered or self.metered_label,
             temperature_celsius=hw.temperature_celsius,
             hot=self.hot,
             deferred_until=self.deferral(),
@@ -244,7 +253,7 @@ class Agent:
                 phase=phase,
                 version=entry.version,
                 variant=entry.variant,
-                last_error=error if action.kind == "Hold" else None,
+                last_error=error,  # for Pending: why it waits (window, metered link, heat, defer)
                 **active,
             )
 

@@ -156,7 +156,7 @@ class ModelStatus(ApiModel):
     memory_bytes: int = Field(default=0, ge=0)
     """Peak memory to load and run the active model."""
     last_error: ModelError | None = None
-    """The last failure, if any."""
+    """The last failure, or while Pending why the node waits (UpdateWindow, MeteredLink, ...)."""
     last_transition_time: str = Field(default="", max_length=64)
     """When phase last changed (RFC 3339)."""
     ready_since: str = Field(default="", max_length=64)

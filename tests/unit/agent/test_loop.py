@@ -176,3 +176,21 @@ def test_nothing_is_removed_before_any_spec_was_received(world: Any, tmp_path: P
     kept.mkdir(parents=True)
     agent.step()
     assert kept.exists()
+
+
+def test_a_metered_label_on_the_edgenode_holds_a_full_download(world: Any, tmp_path: Path) -> None:
+    agent, api, store, _ = world
+    v1 = publish(store, tmp_path, "1.0", 1)
+    node = EdgeNode.model_validate(
+        {
+            "metadata": {"name": "n1", "labels": {"edgerollout.dev/metered": "true"}},
+            "spec": {"models": [v1]},
+        }
+    )
+    agent.set_node(node)
+    agent.step()
+    (model,) = api.statuses[-1].models
+    assert model.phase != "Ready"
+    assert model.active_version == ""
+    assert model.last_error is not None
+    assert "metered" in (model.last_error.reason + model.last_error.message).lower()

@@ -227,22 +227,26 @@ class _Planner:
         )
         return NodeOutcome(node.name, "updating", entry, choice, node.reported)
 
-    def _stable_entry(self, node: NodeInput) -> DesiredModel | None:
-        """The entry a node not (yet) on the target keeps: its stable version."""
-        if self.stable is None:
-            return None
-        if node.desired is not None and node.desired.version == self.stable.version:
-            return self._refresh(node.desired)
-        choice = self._choose(node, self.stable, ())
+    def _stable_entry(self, node: NodeInput, rollback: bool = False) -> DesiredModel | None:
+        """The entry of a node not (yet) on the target: what it has, else the stable version.
+
+        A node keeps the version it was given (say, of a rollout the spec moved on from) until it
+        is asked for the target, so it does not go back and forth; on `rollback` it is asked for
+        the stable version. Without a usable stable release, nothing is taken away.
+        """
+        desired = node.desired
+        stable = self.stable
+        if desired is not None and (
+            not rollback or stable is None or desired.version == stable.version
+        ):
+            return self._refresh(desired)
+        if stable is None:
+            return desired
+        choice = self._choose(node, stable, ())
         if choice.variant is None:
-            return None
+            return desired
         return fleet.desired_entry(
-            self.deployment,
-            self.stable,
-            choice,
-            keep="",
-            requested_at=rfc3339(self.now),
-            excluded=(),
+            self.deployment, stable, choice, keep="", requested_at=rfc3339(self.now), excluded=()
         )
 
     def _refresh(self, desired: DesiredModel) -> DesiredModel:
@@ -341,7 +345,11 @@ class _Planner:
             o
             if o.state == "old"
             else NodeOutcome(
-                o.node, "old", self._stable_entry(by_name[o.node]), o.choice, o.reported
+                o.node,
+                "old",
+                self._stable_entry(by_name[o.node], rollback=True),
+                o.choice,
+                o.reported,
             )
             for o in outcomes
         ]

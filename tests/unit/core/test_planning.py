@@ -205,3 +205,23 @@ def test_a_node_nothing_fits_is_reported_once_with_why() -> None:
     assert "DoesNotFit" in warnings[0].message
     assert f.status.worst_nodes[0].phase == "Unschedulable"
     assert not [e for e in f.plan().events if e.reason == "NodeUnschedulable"]
+
+
+def test_nodes_keep_a_superseded_version_until_asked_for_the_new_one() -> None:
+    f = installed(6, steps=[{"setNodeCount": 2}, {"pause": {}}])
+    f.apply(f.plan())
+    f.run(ticks=20)
+    on_two = {n.name for n in f.nodes if n.desired and n.desired.version == "2.0"}
+    assert len(on_two) == 2
+    f.change_version("3.0")
+    f.apply(f.plan())
+    versions = {n.name: n.desired.version for n in f.nodes if n.desired}
+    assert {versions[name] for name in on_two} <= {"2.0", "3.0"}
+    assert "1.0" not in {versions[name] for name in on_two}
+
+
+def test_entries_stay_when_the_stable_release_cannot_be_read() -> None:
+    f = installed(4)
+    del f.releases["1.0"]
+    plan = f.plan()
+    assert all(plan.desired[n.name] is not None for n in f.nodes)

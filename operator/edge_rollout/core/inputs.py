@@ -13,6 +13,7 @@ changed in place; a new object for a node (an agent's heartbeat) drops that node
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -71,7 +72,18 @@ class _NodeView:
     """One node's parsed facts and memoized NodeInputs, valid while its NodeInfo and EdgeNode
     objects are."""
 
-    __slots__ = ("edgenode", "entries", "hardware", "info", "inputs", "labels", "name", "reports")
+    __slots__ = (
+        "ahead",
+        "edgenode",
+        "entries",
+        "hardware",
+        "info",
+        "inputs",
+        "labels",
+        "name",
+        "ranks",
+        "reports",
+    )
 
     def __init__(self, name: str, info: NodeInfo | None, edgenode: EdgeNode | None) -> None:
         self.name = name
@@ -79,24 +91,46 @@ class _NodeView:
         self.edgenode = edgenode
         self.labels = info.labels if info else _metadata_labels(edgenode)
         self.hardware = _hardware(info, edgenode, self.labels)
-        self.entries = _first_by_name(edgenode.spec.models if edgenode else [])
+        models = edgenode.spec.models if edgenode else []
+        self.entries = _first_by_name(models)
         self.reports = _first_by_name(edgenode.status.models if edgenode else [])
+        self.ranks = sorted(_rank(e.priority, e.name) for e in models)
+        self.ahead: dict[int, tuple[tuple[DesiredModel, ...], frozenset[str]]] = {}
         self.inputs: dict[tuple[str, int], planning.NodeInput] = {}
 
     def node_input(self, key: str, priority: int) -> planning.NodeInput:
         found = self.inputs.get((key, priority))
         if found is None:
-            entries = self.edgenode.spec.models if self.edgenode else []
             found = planning.NodeInput(
                 name=self.name,
                 labels=self.labels,
                 hardware=self.hardware,
                 desired=self.entries.get(key),
                 reported=self.reports.get(key),
-                claims=tuple(_claims(key, priority, entries)),
+                claims=self._claims(key, priority),
             )
             self.inputs[(key, priority)] = found
         return found
+
+    def _claims(self, key: str, priority: int) -> tuple[DesiredModel, ...]:
+        """Entries of other deployments that fit before this one. A node holds few entries, so
+        there are few distinct answers (one per place `(priority, key)` takes among them)."""
+        rank = _rank(priority, key)
+        place = bisect.bisect_left(self.ranks, rank)
+        found = self.ahead.get(place)
+        if found is None:
+            models = self.edgenode.spec.models if self.edgenode else []
+            ahead = tuple(e for e in models if _rank(e.priority, e.name) < rank)
+            found = self.ahead[place] = (ahead, frozenset(e.name for e in ahead))
+        ahead, names = found
+        if key in names:
+            return tuple(e for e in ahead if e.name != key)
+        return ahead
+
+
+def _rank(priority: int, name: str) -> tuple[int, str]:
+    """The order in which deployments fit on a node: higher priority first, then by name."""
+    return -priority, name
 
 
 def _first_by_name(items: Iterable[M]) -> dict[str, M]:
@@ -109,17 +143,18 @@ def _first_by_name(items: Iterable[M]) -> dict[str, M]:
 _VIEWS: dict[str, _NodeView] = {}
 """node name -> its memo. Lookups and stores are single dict operations, safe across the
 operator's handler threads (a race builds the same NodeInput twice)."""
-_SORTED: list[list[str]] = [[]]
-"""The last sorted name list: fleets rarely change between two plans, so re-sorting is skipped."""
+_SORTED: list[list[str]] = []
+"""The last sorted name lists (all Nodes; Nodes with an agent): fleets rarely change between two
+plans, so re-sorting is skipped."""
 
 
 def _sorted_names(names: Iterable[str]) -> list[str]:
     wanted = set(names)
-    last = _SORTED[0]
-    if len(last) == len(wanted) and wanted.issuperset(last):
-        return last
+    for last in _SORTED:
+        if len(last) == len(wanted) and wanted.issuperset(last):
+            return last
     ordered = sorted(wanted)
-    _SORTED[0] = ordered
+    _SORTED[:] = [ordered, *_SORTED[:1]]
     return ordered
 
 
@@ -136,11 +171,6 @@ def _hardware(
     if edgenode is not None and edgenode.status.heartbeat_time:
         return edgenode.status.hardware
     return node_labels.hardware_from_labels(labels, info.allocatable_memory if info else 0)
-
-
-def _claims(key: str, priority: int, entries: Iterable[DesiredModel]) -> list[DesiredModel]:
-    """Entries of other deployments that fit before this one (higher priority, then name)."""
-    return [e for e in entries if e.name != key and (-e.priority, e.name) < (-priority, key)]
 
 
 def _metadata_labels(edgenode: EdgeNode | None) -> dict[str, str]:

@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "edge_rollout.cli.keygen",
     "edge_rollout.cli.store",
     "edge_rollout.cli.diff",
+    "edge_rollout.cli.dryrun",
 )
 """Modules that add subcommands; each has `register(subparsers)`."""
 

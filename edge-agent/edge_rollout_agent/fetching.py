@@ -25,8 +25,9 @@ from edge_rollout_agent.layout import ModelDir, all_model_dirs
 class ChunkSource(Protocol):
     """What the agent needs from the store; `edge_rollout.store.reader.StoreReader` is one."""
 
-    def fetch_manifest(self, digest: str) -> Manifest:
-        """The manifest with this digest, verified against it."""
+    def fetch_manifest(self, digest: str, held: Manifest | None = None) -> Manifest:
+        """The manifest with this digest, verified against it (and its signature, given a key);
+        taken from a manifest delta against `held` when the store has one."""
         ...
 
     def fetch_chunk(self, ref: ChunkRef, prefix: bytes = b"") -> bytes:

@@ -1,7 +1,8 @@
 """One install, end to end: manifest, fit check, seeds and deltas, downloads, assembly, smoke test.
 
-Follows the plan of `core.diffing` against the version the node holds, takes every other chunk it
-can from files kept on disk, stages downloads so a restart resumes, assembles into a temporary
+Fetches the manifest as a delta against the held one where the store has it, follows the plan of
+`core.diffing` against the version the node holds (tensor and gap deltas), takes every other chunk
+it can from files kept on disk, stages downloads so a restart resumes, assembles into a temporary
 directory (every chunk and file hashed, fsynced), smoke-tests it there, and only then renames it
 into place and activates it. Must not talk to the cluster; reports through a callback only.
 """
@@ -17,10 +18,9 @@ from pathlib import Path
 
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.manifest import ChunkRef, FileEntry, Manifest, Tolerance
-from edge_rollout.core import delta, diffing
-from edge_rollout.store import codec
+from edge_rollout.core import diffing
 from edge_rollout.store.errors import StoreError, VerificationError
-from edge_rollout_agent import fetching, layout, policy, runtime
+from edge_rollout_agent import fetching, layout, policy, rebuilding, runtime
 from edge_rollout_agent.fetching import ChunkSource, Downloader, FetchError, RateLimiter
 from edge_rollout_agent.layout import IntegrityError, ModelDir
 from edge_rollout_agent.policy import Installed, Transfer
@@ -82,12 +82,16 @@ class Result:
     bytes_reused: int
 
 
-def fetch_manifest(source: ChunkSource, desired: DesiredModel) -> Manifest:
-    """The verified manifest of the desired variant; refuses one for another model or version."""
+def fetch_manifest(
+    source: ChunkSource, desired: DesiredModel, held: Manifest | None = None
+) -> Manifest:
+    """The verified manifest of the desired variant; refuses one for another model or version.
+
+    With `held`, the store's manifest delta against it is used when there is one."""
     if not desired.manifest_digest:
         raise SyncError("ManifestInvalid", "the spec entry has no manifestDigest")
     try:
-        manifest = source.fetch_manifest(desired.manifest_digest)
+        manifest = source.fetch_manifest(desired.manifest_digest, held)
     except VerificationError as exc:
         raise SyncError("ManifestInvalid", str(exc)) from exc
     except StoreError as exc:
@@ -138,16 +142,17 @@ def install(
 ) -> Result:
     """Install and activate the desired version; raises SyncError with the reason on failure."""
     model_dir = ModelDir(env.data_dir, desired.name)
-    manifest = fetch_manifest(env.source, desired)
-    check_fits(manifest, env, reclaimable=0, memory_needed=desired.memory_bytes)
+    use_deltas = desired.delivery.delta != "Off"
     held = held_manifest(model_dir)
-    diff = plan(held, manifest, transfer, desired.delivery.delta != "Off")
+    manifest = fetch_manifest(env.source, desired, held if use_deltas else None)
+    check_fits(manifest, env, reclaimable=0, memory_needed=desired.memory_bytes)
+    diff = plan(held, manifest, transfer, use_deltas)
     staging = fetching.staging_dir(model_dir, desired.version, desired.variant)
     seeds = fetching.seed_index(env.data_dir)
     env.progress.total_bytes = diff.total_bytes
     downloader = _downloader(staging, env)
     _download(diff, manifest, seeds, downloader, env)
-    unbuilt = _rebuild_deltas(diff, manifest, held, model_dir, staging)
+    unbuilt = _rebuild(diff, manifest, held, model_dir, staging)
     _fetch(downloader, unbuilt)
     assembled = _assemble(manifest, seeds, staging, model_dir, env)
     check = _smoke_test(desired, manifest, assembled, env, runs)
@@ -177,7 +182,8 @@ def _download(
 ) -> None:
     """Fetch the plan's chunks and delta residuals that are not on the node yet."""
     env.set_phase("Downloading")
-    wanted = [*diff.fetch, *(u.delta.blob for u in diff.deltas)]
+    wanted = [*diff.fetch, *(u.delta.blob for u in diff.deltas),
+              *(g.delta.blob for g in diff.gap_deltas)]  # fmt: skip
     missing = [r for r in wanted if not _have(r.digest, seeds, downloader)]
     missing_digests = {r.digest for r in missing}
     for chunk in (c for entry in manifest.files for c in entry.chunks):
@@ -200,58 +206,19 @@ def _have(digest: str, seeds: dict[str, fetching.SeedSpan], downloader: Download
     return fetching.read_verified(digest, seeds.get(digest), staged) is not None
 
 
-def _rebuild_deltas(
+def _rebuild(
     diff: diffing.ManifestDiff,
     manifest: Manifest,
     held: Manifest | None,
     model_dir: ModelDir,
     staging: Path,
 ) -> list[ChunkRef]:
-    """Stage the chunks of tensors rebuilt from deltas; return the chunks it could not build."""
-    if not diff.deltas or held is None:
-        return []
-    unbuilt: list[ChunkRef] = []
-    bases = _held_tensors(held, model_dir)
-    for use in diff.deltas:
-        entry = manifest.files[use.file]
-        tensor = entry.tensors[use.tensor]
-        base = bases.get(use.delta.base, b"")
-        residual = fetching.read_verified(use.delta.blob.digest, None,
-                                          staging / "chunks" / use.delta.blob.digest)  # fmt: skip
-        if not base or residual is None:
-            unbuilt += entry.chunks[tensor.first_chunk : tensor.first_chunk + tensor.chunk_count]
-            continue
-        rebuilt = delta.apply_delta(base, residual, use.delta.item_size, use.delta.encoding)
-        if codec.sha256_hex(rebuilt) != tensor.digest:
-            raise SyncError("DeltaMismatch", f"{entry.path}:{tensor.name}: rebuilt tensor does "
-                            "not match its digest")  # fmt: skip
-        _stage_tensor_chunks(entry, tensor.first_chunk, tensor.chunk_count, rebuilt, staging)
-    return unbuilt
-
-
-def _held_tensors(held: Manifest, model_dir: ModelDir) -> dict[str, bytes]:
-    item = Installed(held.version, held.variant)
-    out: dict[str, bytes] = {}
-    for entry in held.files:
-        path = model_dir.path(item) / entry.path
-        for tensor in entry.tensors:
-            start = sum(c.size for c in entry.chunks[: tensor.first_chunk])
-            size = sum(c.size for c in entry.chunks[tensor.first_chunk :][: tensor.chunk_count])
-            data = fetching.read_span(fetching.SeedSpan(path, start, size))
-            if codec.sha256_hex(data) == tensor.digest:
-                out[tensor.digest] = data
-    return out
-
-
-def _stage_tensor_chunks(
-    entry: FileEntry, first: int, count: int, data: bytes, staging: Path
-) -> None:
-    offset = 0
-    for chunk in entry.chunks[first : first + count]:
-        piece = data[offset : offset + chunk.size]
-        offset += chunk.size
-        if codec.sha256_hex(piece) == chunk.digest:
-            layout.write_atomic(staging / "chunks" / chunk.digest, piece)
+    """Stage what tensor and gap deltas rebuild; return the chunks still to fetch."""
+    try:
+        unbuilt = rebuilding.rebuild_tensors(diff, manifest, held, model_dir, staging)
+    except rebuilding.DeltaMismatchError as exc:
+        raise SyncError("DeltaMismatch", str(exc)) from exc
+    return unbuilt + rebuilding.rebuild_gaps(diff, manifest, held, model_dir, staging)
 
 
 def _assemble(

@@ -1,6 +1,7 @@
 """Update sizes on pairs generated from magika's real model, against baselines run in the same test.
 
-Bytes include the manifest. The general tools (zstd --patch-from, bsdiff) run as subprocesses.
+Bytes include the manifest (a manifest delta against the held one). The general tools
+(zstd --patch-from, bsdiff) run as subprocesses.
 """
 
 from __future__ import annotations
@@ -49,3 +50,13 @@ def test_int8_requantization_costs_at_most_1_5_of_bsdiff(tools, magika_model: Pa
     b = model_pairs.int8_of(model_pairs.partial_finetune(base))
     r = model_pairs.compare("int8", a, b)
     assert r.wire["edge-rollout"] <= 1.5 * r.wire["bsdiff (+zstd)"]
+
+
+def test_reexport_with_the_same_weights_costs_at_most_1_1_of_zstd_patch_from(
+    tools, magika_model: Path
+) -> None:
+    base = onnx.load(str(magika_model))
+    r = model_pairs.compare(
+        "re-export", magika_model.read_bytes(), model_pairs.reexported(base).SerializeToString()
+    )
+    assert r.wire["edge-rollout"] <= 1.1 * r.wire["zstd --patch-from"]

@@ -166,6 +166,10 @@ def _tamper_manifest(root: Path, manifest_digest: str, chunk: str) -> None:
     path.write_bytes(codec.compress(codec.decompress(path.read_bytes()).replace(b"mlp", b"mLp")))
 
 
+def _drop_manifest_signature(root: Path, manifest_digest: str, chunk: str) -> None:
+    (root / codec.signature_path(manifest_digest)).unlink()
+
+
 def _tamper_chunk(root: Path, manifest_digest: str, chunk: str) -> None:
     path = root / "chunks/sha256" / chunk
     plain = bytearray(codec.decompress(path.read_bytes()))
@@ -197,6 +201,7 @@ def _path_like_chunk_name(root: Path, manifest_digest: str, chunk: str) -> None:
     [
         pytest.param(_tamper_index, "signature", id="tampered-index"),
         pytest.param(_tamper_manifest, "digest", id="tampered-manifest"),
+        pytest.param(_drop_manifest_signature, "signature", id="unsigned-manifest"),
         pytest.param(_tamper_chunk, "digest", id="tampered-chunk"),
         pytest.param(_truncate_chunk, "decompress", id="truncated-chunk"),
     ],
@@ -221,7 +226,7 @@ def test_damaged_content_served_by_nginx_is_refused(
     assert "http://127.0.0.1" in err.value.path
 
 
-def test_a_manifest_with_a_path_like_chunk_name_is_refused(
+def test_a_manifest_with_a_path_like_chunk_name_is_refused_even_when_signed(
     nginx, small_model: Path, key: Path
 ) -> None:
     publish(small_model, nginx.root, key, "mlp", "1.0.0", "fp32")
@@ -237,6 +242,9 @@ def test_a_manifest_with_a_path_like_chunk_name_is_refused(
     private = keys.load_private_key(key)
     (index.parent / "index.json.sig").write_bytes(keys.sign(private, index.read_bytes()))
     release = reader.fetch_release("mlp", "1.0.0")
+    hostile = release.variants[0].manifest_digest.removeprefix("sha256:")
+    plain = codec.decompress((nginx.root / "manifests/sha256" / hostile).read_bytes())
+    (nginx.root / codec.signature_path(hostile)).write_bytes(keys.sign(private, plain))
     with pytest.raises(VerificationError, match=r"schema check failed.*digest"):
         reader.fetch_variant(release, "fp32")
 

@@ -24,6 +24,8 @@ FILE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$"
 
 DeltaEncoding = Literal["sub-zigzag-planes", "xor-planes"]
 """How a tensor delta was made from the base tensor's raw values (see docs/store-format.md)."""
+GapEncoding = Literal["zstd-prefix"]
+"""How a gap delta was made: zstd with the base's gap bytes as raw-content prefix."""
 
 
 class ChunkRef(ApiModel):
@@ -50,6 +52,25 @@ class TensorDelta(ApiModel):
     """Bytes per value (1, 2, 4 or 8) the residual was computed on."""
     blob: ChunkRef
     """The residual bytes, stored like a chunk (`chunks/sha256/<digest>`)."""
+
+
+class GapDelta(ApiModel):
+    """A delta that rebuilds a file's gap bytes from the gap bytes of an earlier release's file.
+
+    The gap bytes of a file are its chunks outside every aligned tensor (graph structure, small
+    tensors), concatenated in file order.
+    """
+
+    base: HexDigest
+    """sha256 of the whole base file (held by a node that has that version): its gap bytes,
+    as its own manifest places its tensors, are the prefix the delta refers to."""
+    base_version: str = Field(default="", max_length=128)
+    """The release the base comes from (informational; `base` is what must match)."""
+    encoding: GapEncoding = "zstd-prefix"
+    """`zstd-prefix`: the blob is one zstd frame compressed with the base's gap bytes as a
+    raw-content prefix (as `zstd --patch-from`); it decompresses to this file's gap bytes."""
+    blob: ChunkRef
+    """The frame, stored like a chunk (`chunks/sha256/<digest>`, wrapped in zstd once more)."""
 
 
 class TensorRange(ApiModel):
@@ -82,6 +103,9 @@ class FileEntry(ApiModel):
     """The chunks in order; their concatenation is the file."""
     tensors: list[TensorRange] = Field(default_factory=list)
     """Tensors the chunking was aligned to (large initializers only)."""
+    gap_deltas: list[GapDelta] = Field(default_factory=list, max_length=2)
+    """Optional deltas for the bytes outside `tensors`, each only present when smaller than the
+    gap chunks it replaces."""
 
 
 class TensorInfo(ApiModel):
@@ -190,6 +214,7 @@ class Manifest(ApiModel):
         """Every object this manifest points at: chunks, delta residuals, golden vectors."""
         refs = [c for f in self.files for c in f.chunks]
         refs += [d.blob for f in self.files for t in f.tensors for d in t.deltas]
+        refs += [d.blob for f in self.files for d in f.gap_deltas]
         if self.golden is not None:
             refs.append(self.golden.blob)
         return refs

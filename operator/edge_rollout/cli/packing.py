@@ -18,6 +18,7 @@ from edge_rollout.api.manifest import (
     Array,
     ChunkRef,
     FileEntry,
+    GapDelta,
     GoldenCase,
     GoldenRef,
     GoldenVectors,
@@ -25,8 +26,8 @@ from edge_rollout.api.manifest import (
     TensorRange,
     Tolerance,
 )
-from edge_rollout.core import chunking, delta
-from edge_rollout.store import codec
+from edge_rollout.core import chunking, delta, diffing
+from edge_rollout.store import assembly, codec
 from edge_rollout.store.writer import DirectoryStore
 
 Progress = Callable[[int], None]
@@ -34,11 +35,28 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class Base:
-    """The same variant in the previous release: its tensors' bytes by name, its chunk digests."""
+    """The same file in the previous release: tensors' bytes by name, chunk digests, gap bytes."""
 
     version: str
     tensors: Mapping[str, bytes]
     chunks: frozenset[str]
+    file_digest: str = ""
+    """sha256 of the whole base file (what a gap delta names as its base)."""
+    gaps: bytes = b""
+    """The base file's gap bytes (outside its aligned tensors): the prefix of a gap delta."""
+
+
+def base_of(version: str, entry: FileEntry, data: bytes, chunks: frozenset[str]) -> Base:
+    """The base for the next release made from one file of a published manifest and its bytes.
+
+    `chunks` are the digests the held version has (all files of its manifest)."""
+    return Base(
+        version=version,
+        tensors=tensor_bytes(entry, data),
+        chunks=chunks,
+        file_digest=entry.digest,
+        gaps=assembly.gap_bytes(entry, data),
+    )
 
 
 def pack_file(
@@ -48,18 +66,42 @@ def pack_file(
     spans: Sequence[chunking.TensorSpan],
     base: Base | None = None,
     progress: Progress | None = None,
+    params: chunking.ChunkParams = chunking.DEFAULT_PARAMS,
 ) -> FileEntry:
-    """Chunk one file into the store; add tensor deltas against `base` where they are smaller."""
-    cut = chunking.chunk_file(data, spans)
+    """Chunk one file into the store; add tensor and gap deltas against `base` where smaller."""
+    cut = chunking.chunk_file(data, spans, params)
     refs: list[ChunkRef] = []
     for piece in cut.pieces:
         refs.append(store.put_blob(data[piece.offset : piece.offset + piece.size]))
         if progress is not None:
             progress(piece.size)
     tensors = [_tensor(store, t, data, refs, base) for t in cut.tensors]
-    return FileEntry(
+    entry = FileEntry(
         path=path, size=len(data), digest=codec.sha256_hex(data), chunks=refs, tensors=tensors
     )
+    gap = _gap_delta(store, entry, data, base)
+    return entry.model_copy(update={"gap_deltas": [gap]}) if gap is not None else entry
+
+
+def _gap_delta(
+    store: DirectoryStore, entry: FileEntry, data: bytes, base: Base | None
+) -> GapDelta | None:
+    """A zstd-prefix delta of the file's gap bytes against the base's, if it stores smaller than
+    the gap chunks the base does not have (checked by decoding it once)."""
+    if base is None or not base.file_digest or base.file_digest == entry.digest:
+        return None
+    gaps = [entry.chunks[i] for i in diffing.gap_indexes(entry)]
+    cost = sum(
+        c.stored for c in {c.digest: c for c in gaps if c.digest not in base.chunks}.values()
+    )
+    new = assembly.gap_bytes(entry, data)
+    frame = codec.compress_against(new, base.gaps) if cost else None
+    if frame is None or store.stored_size(frame) >= cost:
+        return None
+    if codec.decompress_against(frame, base.gaps, len(new)) != new:
+        return None
+    blob = store.put_blob(frame)
+    return GapDelta(base=base.file_digest, base_version=base.version, blob=blob)
 
 
 def _tensor(

@@ -217,8 +217,7 @@ def _held_bases(
     files, _ = assembly.assemble(reader, manifest)
     digests = frozenset(c.digest for f in manifest.files for c in f.chunks)
     return {
-        f.path: packing.Base(release.version, packing.tensor_bytes(f, files[f.path]), digests)
-        for f in manifest.files
+        f.path: packing.base_of(release.version, f, files[f.path], digests) for f in manifest.files
     }
 
 

@@ -31,6 +31,27 @@ def _tensor_bytes(entry: FileEntry, t: TensorRange, data: bytes) -> bytes:
     return data[start : start + size]
 
 
+def gap_bytes(entry: FileEntry, data: bytes) -> bytes:
+    """The gap bytes of a file: its chunks outside every aligned tensor, joined in file order."""
+    starts = [0]
+    for c in entry.chunks:
+        starts.append(starts[-1] + c.size)
+    return b"".join(data[starts[i] : starts[i + 1]] for i in diffing.gap_indexes(entry))
+
+
+def split_gaps(entry: FileEntry, gaps: bytes) -> dict[str, bytes]:
+    """The gap chunks in `gaps` (a gap delta's result) whose bytes match their digest, by digest."""
+    out: dict[str, bytes] = {}
+    offset = 0
+    for i in diffing.gap_indexes(entry):
+        c = entry.chunks[i]
+        piece = gaps[offset : offset + c.size]
+        offset += c.size
+        if codec.sha256_hex(piece) == c.digest:
+            out[c.digest] = piece
+    return out
+
+
 def usable_held(held: Manifest | None, files: Mapping[str, bytes]) -> Manifest | None:
     """The held manifest reduced to the files whose bytes are present and verify (or None)."""
     if held is None:
@@ -94,9 +115,44 @@ def assemble(
             chunks=entry.chunks[t.first_chunk : t.first_chunk + t.chunk_count],
         )
         chunks.update({d: b for d, b in _slices(sub, rebuilt).items() if codec.sha256_hex(b) == d})
+    for gap_use in plan.gap_deltas:
+        chunks.update(_apply_gaps(reader, gap_use, manifest, usable, held_files or {}))
     for ref in plan.fetch:
         chunks.setdefault(ref.digest, reader.fetch_chunk(ref))
     return {f.path: _join(f, chunks) for f in manifest.files}, plan
+
+
+def _apply_gaps(
+    reader: StoreReader,
+    use: diffing.GapDeltaUse,
+    m: Manifest,
+    held: Manifest | None,
+    files: Mapping[str, bytes],
+) -> dict[str, bytes]:
+    """The gap chunks of one file rebuilt from the held file's gap bytes, each verified."""
+    entry = m.files[use.file]
+    base = next((f for f in held.files if f.digest == use.delta.base), None) if held else None
+    frame = reader.fetch_chunk(use.delta.blob)
+    size = sum(entry.chunks[i].size for i in use.chunks)
+    try:
+        gaps = codec.decompress_against(
+            frame, gap_bytes(base, files[base.path]) if base else b"", size
+        )
+    except Exception as exc:  # zstandard raises ZstdError and others for a bad frame
+        raise _gap_error(entry, f"the gap delta does not decode ({exc})") from exc
+    rebuilt = split_gaps(entry, gaps)
+    if len(rebuilt) != len({entry.chunks[i].digest for i in use.chunks}):
+        raise _gap_error(entry, "the gap bytes rebuilt from the delta do not match the manifest")
+    return rebuilt
+
+
+def _gap_error(entry: FileEntry, problem: str) -> VerificationError:
+    return VerificationError(
+        entry.path,
+        "delta",
+        problem,
+        "The held base or the delta is damaged: pull the full chunks (delta: Off) and retry",
+    )
 
 
 def _join(entry: FileEntry, chunks: Mapping[str, bytes]) -> bytes:

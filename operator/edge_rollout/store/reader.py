@@ -1,9 +1,10 @@
 """The one store reader for operator and agent: fetches and verifies index, manifests and chunks.
 
 Every value it returns has been checked: the index against its detached ed25519 signature, a
-manifest against the digest the signed index gives, a chunk against the digest (and size) the
-manifest gives. Failures raise `StoreError` naming the file, the check and what to do. Must not
-write anything or trust any name it has not validated.
+manifest against the digest the signed index gives (and its own detached signature when the
+reader has the key), a chunk against the digest (and size) the manifest gives. Failures raise
+`StoreError` naming the file, the check and what to do. Must not write anything or trust any name
+it has not validated.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge_rollout.api.manifest import ChunkRef, GoldenVectors, Manifest
 from edge_rollout.api.release import Release, VariantEntry
 from edge_rollout.store import codec, keys
-from edge_rollout.store.errors import StoreError, VerificationError
+from edge_rollout.store.errors import NotFoundError, StoreError, VerificationError
 from edge_rollout.store.transport import Transport, open_transport
 
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -51,9 +52,14 @@ def _hex(digest: str, where: str) -> str:
 
 
 class StoreReader:
-    """Verified access to one store, trusting one public key."""
+    """Verified access to one store, trusting one public key.
 
-    def __init__(self, transport: Transport, public_key: Ed25519PublicKey) -> None:
+    Without a key (`None`) it cannot read release indexes, and it takes manifests on the strength
+    of the digest the caller got from a verified index (an agent given `manifestDigest` by the
+    operator); with one, every manifest's detached signature must verify too.
+    """
+
+    def __init__(self, transport: Transport, public_key: Ed25519PublicKey | None) -> None:
         self.transport = transport
         self.public_key = public_key
 
@@ -61,9 +67,10 @@ class StoreReader:
     def open(
         cls, url: str, public_key: str, *, ca_bundle: str | None = None, timeout: float = 30.0
     ) -> StoreReader:
-        """A reader for a store URL and a public key (PEM or base64), as in a ModelDeployment."""
+        """A reader for a store URL and a public key (PEM or base64; empty: none), as in a
+        ModelDeployment."""
         transport = open_transport(url, ca_bundle=ca_bundle, timeout=timeout)
-        return cls(transport, keys.load_public_key(public_key))
+        return cls(transport, keys.load_public_key(public_key) if public_key.strip() else None)
 
     def _where(self, path: str) -> str:
         return f"{self.transport.location}/{path}"
@@ -71,6 +78,13 @@ class StoreReader:
     def fetch_release(self, model: str, version: str) -> Release:
         """The signed release index of `model` at `version`."""
         path = index_path(model, version)
+        if self.public_key is None:
+            raise VerificationError(
+                self._where(path),
+                "key",
+                "no public key to verify the release index with",
+                "Set spec.model.store.publicKey (the key `edge-rollout keygen` printed)",
+            )
         data = self.transport.get(path)
         sig = self.transport.get(path + ".sig")
         if not keys.verify(self.public_key, data, sig):
@@ -91,14 +105,63 @@ class StoreReader:
             )
         return release
 
-    def fetch_manifest(self, digest: str) -> Manifest:
-        """The manifest whose plain JSON has sha256 `digest` (`sha256:<hex>` or bare hex)."""
+    def fetch_manifest(self, digest: str, held: Manifest | None = None) -> Manifest:
+        """The manifest whose plain JSON has sha256 `digest` (`sha256:<hex>` or bare hex).
+
+        With `held` (a manifest the caller has, normally the same variant of the previous
+        release), it first tries the much smaller manifest delta against it, and falls back to
+        the whole manifest when there is none or it does not rebuild exactly `digest`.
+        """
         hex_digest = _hex(digest, "manifest digest")
         path = codec.object_path("manifests", hex_digest)
-        manifest = self._parse(Manifest, self._fetch_verified(path, hex_digest, None), path)
+        plain = self._manifest_from_delta(hex_digest, held) if held is not None else None
+        if plain is None:
+            plain = self._fetch_verified(path, hex_digest, None)
+        self._check_manifest_signature(hex_digest, plain)
+        manifest = self._parse(Manifest, plain, path)
         for ref in manifest.blobs():  # pydantic checked the pattern; check again before use
             _hex(ref.digest, self._where(path))
         return manifest
+
+    def fetch_manifest_delta(self, digest: str, held: Manifest) -> bytes:
+        """The stored manifest delta that turns `held` into manifest `digest` (unverified bytes:
+        `fetch_manifest` checks what it rebuilds). `NotFoundError` when there is none."""
+        base = codec.canonical_json(held)
+        path = codec.manifest_delta_path(_hex(digest, "manifest digest"), codec.sha256_hex(base))
+        return self.transport.get(path)
+
+    def _manifest_from_delta(self, hex_digest: str, held: Manifest) -> bytes | None:
+        base = codec.canonical_json(held)
+        if codec.sha256_hex(base) == hex_digest:
+            return base
+        try:
+            frame = self.fetch_manifest_delta(hex_digest, held)
+            plain = codec.decompress_against(frame, base)
+        except Exception:  # no delta, unreachable, or a bad frame: the full manifest will do
+            return None
+        return plain if codec.sha256_hex(plain) == hex_digest else None
+
+    def _check_manifest_signature(self, hex_digest: str, plain: bytes) -> None:
+        if self.public_key is None:
+            return
+        path = codec.signature_path(hex_digest)
+        try:
+            sig = self.transport.get(path)
+        except NotFoundError as exc:
+            raise VerificationError(
+                self._where(path),
+                "signature",
+                "the manifest has no detached signature",
+                "Republish the release with a current edge-rollout (it signs manifests)",
+            ) from exc
+        if not keys.verify(self.public_key, plain, sig):
+            raise VerificationError(
+                self._where(path),
+                "signature",
+                "not a valid ed25519 signature of the manifest by the given key",
+                "Check spec.model.store.publicKey; if it is right, the manifest or its signature"
+                " was altered: republish",
+            )
 
     def fetch_variant(self, release: Release, variant: str) -> tuple[VariantEntry, Manifest]:
         """A variant's index entry and its verified manifest."""

@@ -1,12 +1,14 @@
 """Writes a directory store: content-addressed objects first, the signed index last, atomically.
 
 A release becomes visible only when its version directory (index.json + index.json.sig) is renamed
-into place, so a publish that fails half-way leaves only unreferenced objects behind. Publishing a
-version again with other content is refused. Must not verify what it did not write.
+into place, so a publish that fails half-way leaves only unreferenced objects behind (manifest
+signatures and manifest deltas are written just before). Publishing a version again with other
+content is refused. Must not verify what it did not write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -82,6 +84,59 @@ class DirectoryStore:
             _write_atomic(path, codec.compress(data, self.level))
         return f"sha256:{digest}", path.stat().st_size
 
+    def manifest_bytes(self, digest: str) -> bytes:
+        """The plain bytes of a manifest in this store (`sha256:<hex>` or hex)."""
+        hex_digest = digest.removeprefix("sha256:")
+        path = self.root / codec.object_path("manifests", hex_digest)
+        try:
+            return codec.decompress(path.read_bytes())
+        except FileNotFoundError as exc:
+            raise StoreError(
+                str(path),
+                "manifest",
+                "the release names a manifest that is not in the store",
+                "Store every manifest (put_manifest) before publishing the index",
+            ) from exc
+
+    def sign_manifest(self, digest: str, key: Ed25519PrivateKey) -> None:
+        """Write `manifests/sha256/<hex>.sig` unless a signature by this key is already there."""
+        hex_digest = digest.removeprefix("sha256:")
+        data = self.manifest_bytes(hex_digest)
+        path = self.root / codec.signature_path(hex_digest)
+        if not (path.exists() and keys.verify(key.public_key(), data, path.read_bytes())):
+            _write_atomic(path, keys.sign(key, data))
+
+    def put_manifest_delta(self, digest: str, base: str) -> int | None:
+        """Store manifest `digest` as a zstd frame against manifest `base` when that is smaller
+        than the manifest itself (checked by decoding it once); its stored size, or None."""
+        target, base_hex = digest.removeprefix("sha256:"), base.removeprefix("sha256:")
+        path = self.root / codec.manifest_delta_path(target, base_hex)
+        if path.exists():
+            return path.stat().st_size
+        plain, base_plain = self.manifest_bytes(target), self.manifest_bytes(base_hex)
+        frame = codec.compress_against(plain, base_plain)
+        full = (self.root / codec.object_path("manifests", target)).stat().st_size
+        if frame is None or len(frame) >= full:
+            return None
+        if codec.decompress_against(frame, base_plain, len(plain)) != plain:
+            return None
+        _write_atomic(path, frame)
+        return len(frame)
+
+    def _prepare_manifests(self, release: Release, key: Ed25519PrivateKey) -> None:
+        """Sign every manifest of the release; add manifest deltas against the previous one."""
+        previous = (
+            self.published(release.model, release.previous_version)
+            if release.previous_version
+            else None
+        )
+        for entry in release.variants:
+            self.sign_manifest(entry.manifest_digest, key)
+            held = previous.variant(entry.name) if previous is not None else None
+            if held is not None and held.manifest_digest != entry.manifest_digest:
+                with contextlib.suppress(StoreError):  # a damaged old release: no delta
+                    self.put_manifest_delta(entry.manifest_digest, held.manifest_digest)
+
     def published(self, model: str, version: str) -> Release | None:
         """The index already published for this version, unverified (for conflict checks)."""
         path = self.root / index_path(model, version)
@@ -105,6 +160,7 @@ class DirectoryStore:
                 "this version is already published with other content",
                 "Publish under a new version; published versions never change",
             )
+        self._prepare_manifests(release, key)
         data = codec.canonical_json(release)
         final = (self.root / index_path(release.model, release.version)).parent
         final.parent.mkdir(parents=True, exist_ok=True)

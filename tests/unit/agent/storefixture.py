@@ -5,12 +5,14 @@ Uses the store's own writer and chunking, so the agent reads exactly what the st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_rollout.api.manifest import GoldenRef, GoldenVectors, Manifest, Tolerance
 from edge_rollout.api.release import Measurements, Release, VariantEntry
+from edge_rollout.cli import packing
 from edge_rollout.core import chunking
 from edge_rollout.store import codec, keys
 from edge_rollout.store.reader import StoreReader
@@ -38,22 +40,27 @@ class ScratchStore:
     def publish(
         self, data: bytes, version: str, variant: str = "fp32",
         golden: GoldenVectors | None = None, model: str = "m",
+        spans: Sequence[chunking.TensorSpan] = (), previous: tuple[Manifest, bytes] | None = None,
     ) -> Manifest:  # fmt: skip
-        cut = chunking.chunk_file(data, (), PARAMS)
-        refs = [self.store.put_blob(data[p.offset : p.offset + p.size]) for p in cut.pieces]
+        """Publish one file; with `previous` (a manifest and its file), deltas against it."""
+        base = None
+        if previous is not None:
+            held, held_data = previous
+            chunks = frozenset(c.digest for c in held.files[0].chunks)
+            base = packing.base_of(held.version, held.files[0], held_data, chunks)
+        entry = packing.pack_file(self.store, "model.onnx", data, spans, base, params=PARAMS)
         golden_ref = None
         if golden is not None:
             blob = self.store.put_blob(codec.canonical_json(golden))
             golden_ref = GoldenRef(blob=blob, cases=len(golden.cases), tolerance=Tolerance())
-        manifest = Manifest(
-            model=model, version=version, variant=variant, golden=golden_ref,
-            files=[{"path": "model.onnx", "size": len(data), "digest": codec.sha256_hex(data),
-                    "chunks": [r.model_dump() for r in refs]}],  # type: ignore[list-item]
-        )  # fmt: skip
+        manifest = Manifest(model=model, version=version, variant=variant, golden=golden_ref,
+                            files=[entry])  # fmt: skip
         digest, _ = self.store.put_manifest(manifest)
-        entry = VariantEntry(name=variant, precision="fp32", manifest_digest=digest,
-                             measurements=Measurements(file_bytes=len(data)))  # fmt: skip
-        self.store.publish(Release(model=model, version=version, variants=[entry]), self.key)
+        entry_ = VariantEntry(name=variant, precision="fp32", manifest_digest=digest,
+                              measurements=Measurements(file_bytes=len(data)))  # fmt: skip
+        release = Release(model=model, version=version, variants=[entry_],
+                          previous_version=previous[0].version if previous else "")  # fmt: skip
+        self.store.publish(release, self.key)
         return manifest
 
     def desired(self, manifest: Manifest, name: str = "ns/dep", **extra: Any) -> dict[str, Any]:

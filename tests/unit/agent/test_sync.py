@@ -29,8 +29,8 @@ class CountingSource:
         self.fetched: list[str] = []
         self.fail_after = fail_after
 
-    def fetch_manifest(self, digest: str) -> Manifest:
-        return self.inner.fetch_manifest(digest)
+    def fetch_manifest(self, digest: str, held: Manifest | None = None) -> Manifest:
+        return self.inner.fetch_manifest(digest, held)
 
     def fetch_chunk(self, ref: ChunkRef, prefix: bytes = b"") -> bytes:
         if self.fail_after is not None and len(self.fetched) >= self.fail_after:

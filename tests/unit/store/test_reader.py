@@ -102,8 +102,8 @@ def test_path_like_chunk_names_are_refused_before_any_fetch(published, name: str
         reader.fetch_chunk(ref)
 
 
-def test_a_manifest_with_a_path_like_chunk_name_is_refused(published) -> None:
-    root, _, release, reader = published
+def test_a_manifest_with_a_path_like_chunk_name_is_refused_even_when_signed(published) -> None:
+    root, key, release, reader = published
     path = _manifest_path(root, release)
     plain = codec.decompress(path.read_bytes())
     manifest = release.variants[0]
@@ -112,6 +112,7 @@ def test_a_manifest_with_a_path_like_chunk_name_is_refused(published) -> None:
     hostile = plain[:first] + b"../../../../etc/passwd" + plain[first + 64 :]
     hex_digest = codec.sha256_hex(hostile)
     (root / "manifests/sha256" / hex_digest).write_bytes(codec.compress(hostile))
+    (root / "manifests/sha256" / f"{hex_digest}.sig").write_bytes(keys.sign(key, hostile))
     assert digest != hex_digest
     with pytest.raises(VerificationError, match="schema check failed"):
         reader.fetch_manifest(hex_digest)
@@ -141,3 +142,39 @@ def test_an_unknown_variant_lists_the_ones_there_are(published) -> None:
 def test_unsupported_url_schemes_are_refused() -> None:
     with pytest.raises(StoreError, match="file:///absolute/path"):
         open_transport("ftp://example.com/store")
+
+
+def test_every_manifest_has_a_detached_signature_by_the_release_key(published) -> None:
+    root, key, release, _ = published
+    hex_digest = release.variants[0].manifest_digest.removeprefix("sha256:")
+    sig = (root / codec.signature_path(hex_digest)).read_bytes()
+    plain = codec.decompress(_manifest_path(root, release).read_bytes())
+    assert keys.verify(key.public_key(), plain, sig)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        pytest.param(lambda p: p.unlink(), "no detached signature", id="missing"),
+        pytest.param(
+            lambda p: p.write_bytes(keys.sign(new_key(), b"other")), "not a valid", id="forged"
+        ),
+    ],
+)
+def test_a_manifest_whose_signature_does_not_verify_is_refused(published, damage, problem) -> None:
+    root, _, release, reader = published
+    damage(root / codec.signature_path(release.variants[0].manifest_digest[7:]))
+    with pytest.raises(VerificationError, match=problem) as err:
+        reader.fetch_variant(release, "fp32")
+    assert err.value.check == "signature"
+    assert err.value.path.endswith(".sig")
+
+
+def test_a_reader_without_a_key_reads_manifests_by_digest_but_no_index(published) -> None:
+    root, _, release, _ = published
+    for sig in (root / "manifests/sha256").glob("*.sig"):
+        sig.unlink()
+    reader = StoreReader.open(root.as_uri(), "")
+    assert reader.fetch_manifest(release.variants[0].manifest_digest).model == "m"
+    with pytest.raises(VerificationError, match=r"key check failed.*publicKey"):
+        reader.fetch_release("m", "1.0")

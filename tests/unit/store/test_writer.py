@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_rollout.api.manifest import FileEntry, Manifest
 from edge_rollout.api.release import Measurements, Release, VariantEntry
 from edge_rollout.store import codec
 from edge_rollout.store.errors import StoreError
@@ -46,10 +47,16 @@ def test_a_publish_that_fails_half_way_leaves_no_visible_release(
     tmp_path: Path, monkeypatch
 ) -> None:
     store = DirectoryStore(tmp_path)
+    manifest = Manifest(
+        model="m",
+        version="1",
+        variant="fp32",
+        files=[FileEntry(path="model.onnx", size=0, digest=codec.sha256_hex(b""))],
+    )
     entry = VariantEntry(
         name="fp32",
         precision="fp32",
-        manifest_digest="sha256:" + "0" * 64,
+        manifest_digest=store.put_manifest(manifest)[0],
         measurements=Measurements(file_bytes=1),
     )
     release = Release(model="m", version="1", variants=[entry])
@@ -69,3 +76,17 @@ def test_an_unwritable_store_is_refused_before_any_work(tmp_path: Path) -> None:
     target.write_text("not a directory")
     with pytest.raises(StoreError, match="writable check failed"):
         DirectoryStore(target / "store").check_writable()
+
+
+def test_an_index_naming_a_manifest_that_is_not_stored_is_refused(tmp_path: Path) -> None:
+    entry = VariantEntry(
+        name="fp32",
+        precision="fp32",
+        manifest_digest="sha256:" + "0" * 64,
+        measurements=Measurements(file_bytes=1),
+    )
+    with pytest.raises(StoreError, match="names a manifest that is not in the store"):
+        DirectoryStore(tmp_path).publish(
+            Release(model="m", version="1", variants=[entry]), new_key()
+        )
+    assert not (tmp_path / "models/m/1").exists()

@@ -56,6 +56,11 @@ class Measurements(ApiModel):
     """95th percentile latency of one inference."""
     agreement: Agreement = Field(default_factory=Agreement)
     """Agreement with fp32."""
+    measured_with: list[str] = Field(default_factory=list)
+    """Execution providers the figures were measured with (empty when not measured)."""
+    not_measured: str = Field(default="", max_length=1024)
+    """Why only `fileBytes` is known: the figures above are then defaults, not measurements (e.g.
+    the variant's execution provider is not available on the publishing machine)."""
 
 
 class VariantEntry(ApiModel):
@@ -77,6 +82,9 @@ class VariantEntry(ApiModel):
     """`sha256:<hex>` of the assembled model file (also in the manifest)."""
     download_bytes: int = Field(default=0, ge=0)
     """Stored bytes of all chunks: what a node without any earlier version downloads."""
+    built_by: str = Field(default="", max_length=1024)
+    """How the publisher made the file: `as given`, `float16 conversion`, `onnxruntime dynamic
+    int8`, `onnxruntime static int8 (QDQ, N calibration samples)`, `user-supplied <file>`."""
 
 
 class Release(ApiModel):

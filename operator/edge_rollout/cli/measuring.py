@@ -25,6 +25,7 @@ from edge_rollout.api.release import Agreement
 from edge_rollout.cli.onnxmodel import ModelError
 
 Feed = dict[str, npt.NDArray[np.generic]]
+CPU = ("CPUExecutionProvider",)
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,25 @@ def _load(path: Path) -> list[Feed]:
     return feeds
 
 
-def measure(model: Path, feeds: list[Feed], runs: int = 30, timeout: float = 600) -> Measured:
-    """Load and run `model` in a child process; `ModelError` if onnxruntime cannot."""
+def measure(
+    model: Path,
+    feeds: list[Feed],
+    runs: int = 30,
+    timeout: float = 600,
+    providers: tuple[str, ...] = CPU,
+) -> Measured:
+    """Load and run `model` on `providers` in a child process; `ModelError` if onnxruntime
+    cannot."""
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         _save(inp, feeds)
         cmd = [sys.executable, "-m", "edge_rollout.cli.measuring", str(model), str(inp), str(out)]
         proc = subprocess.run(
-            [*cmd, str(runs)], capture_output=True, text=True, timeout=timeout, check=False
+            [*cmd, str(runs), ",".join(providers)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -130,14 +142,22 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def _child(model: str, inp: str, out: str, runs: int) -> None:
+def runnable_providers(wanted: list[str]) -> tuple[str, ...]:
+    """The execution providers in `wanted` that onnxruntime has on this machine, in order."""
+    import onnxruntime as ort
+
+    here = set(ort.get_available_providers())
+    return tuple(p for p in wanted if p in here)
+
+
+def _child(model: str, inp: str, out: str, runs: int, providers: list[str]) -> None:
     import onnxruntime as ort
 
     feeds = _load(Path(inp))
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak to the current RSS
     base = _rss_kib("VmRSS")
-    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, providers=providers)
     outputs = [
         dict(zip([o.name for o in session.get_outputs()], session.run(None, f), strict=True))
         for f in feeds
@@ -154,4 +174,5 @@ def _child(model: str, inp: str, out: str, runs: int) -> None:
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    wanted = sys.argv[5].split(",") if len(sys.argv) > 5 else list(CPU)
+    _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), wanted)

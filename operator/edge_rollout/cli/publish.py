@@ -1,8 +1,9 @@
 """`edge-rollout publish`: build, measure, chunk and sign the variants of one model release.
 
-Gathers (load the ONNX model, build fp16/int8, measure each in onnxruntime), packs (chunks, tensor
-deltas against the previous release, golden vectors, manifests), then makes the release visible
-with one atomic rename and prints a ModelDeployment. Must not touch a cluster.
+Gathers (`cli.building`: load the ONNX model, build fp16/int8, take the user's extra variants,
+measure each in onnxruntime), packs (chunks, tensor and gap deltas against the previous release,
+golden vectors, manifests), then makes the release visible with one atomic rename and prints a
+ModelDeployment. Must not touch a cluster.
 """
 
 from __future__ import annotations
@@ -10,21 +11,14 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import onnx
 import yaml
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from edge_rollout.api.manifest import FileEntry, GoldenRef, Manifest, OnnxFacts, Tolerance
+from edge_rollout.api.manifest import FileEntry, GoldenRef, Manifest, Tolerance
 from edge_rollout.api.modeldeployment import (
     ModelDeployment,
     ModelDeploymentSpec,
@@ -32,46 +26,15 @@ from edge_rollout.api.modeldeployment import (
     StoreRef,
 )
 from edge_rollout.api.release import Measurements, Release, Requirements, VariantEntry
-from edge_rollout.cli import measuring, onnxmodel, packing, variants
+from edge_rollout.cli import building, measuring, onnxmodel, packing
 from edge_rollout.store import assembly, codec, keys
 from edge_rollout.store.errors import StoreError
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport
 from edge_rollout.store.writer import DirectoryStore
 
-PRECISION = {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}
-REQUIREMENTS: dict[str, Requirements] = {
-    "fp32": Requirements(accelerator_class="cpu"),
-    "fp16": Requirements(
-        accelerator_class="gpu",
-        execution_providers=[
-            "CUDAExecutionProvider",
-            "TensorrtExecutionProvider",
-            "ROCMExecutionProvider",
-            "DmlExecutionProvider",
-            "CPUExecutionProvider",
-        ],
-    ),
-    "int8": Requirements(accelerator_class="cpu"),
-}
-"""Where each kind of variant is meant to run; the measured memory is added per variant."""
 MEMORY_MARGIN = 1.25
-MAIN_FILE = "model.onnx"
-"""Every variant's model file has this name in its manifest (external data keeps its own)."""
-NAME = re.compile(r"[a-z0-9]([-a-z0-9._]*[a-z0-9])?")
-console = Console(stderr=True)
-
-
-@dataclass(frozen=True)
-class Built:
-    """One variant's files (model first) and what was measured."""
-
-    name: str
-    files: dict[str, bytes]
-    spans: dict[str, list[Any]]
-    facts: OnnxFacts
-    inputs: list[measuring.Feed]
-    measured: measuring.Measured
+console = building.console
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,6 +62,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--golden-atol", type=float, default=0.05, help="with --golden-from")
     p.add_argument("--golden-min-cosine", type=float, default=0.99, help="with --golden-from")
+    p.add_argument(
+        "--extra-variant",
+        action="append",
+        metavar="NAME=PATH[:CLASS[:EP+EP...[:PRECISION]]]",
+        help="publish a file you built (pruned, distilled, for a vendor's NPU) as one more"
+        " variant, e.g. int8-npu=model_hailo.onnx:npu:HailoExecutionProvider:int8; measured on"
+        " its providers when this machine has one, else published as not measured (repeatable)",
+    )
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        metavar="DIR_OR_NPZ",
+        help="sample inputs (.npz named by input, first axis = samples; or a directory of .npz or"
+        " .npy): int8 becomes static quantization calibrated on them, and agreement with fp32"
+        " is measured on them",
+    )
     p.set_defaults(handler=run)
 
 
@@ -112,33 +92,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextmanager
-def _bar() -> Iterator[Progress]:
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        yield progress
-
-
-def _check_args(args: argparse.Namespace) -> list[str]:
+def _check_args(args: argparse.Namespace) -> tuple[list[str], list[building.ExtraVariant]]:
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [n for n in names if n not in PRECISION]
+    unknown = [n for n in names if n not in building.BUILT_IN]
     if unknown or not names:
         raise ValueError(f"unknown variants {unknown}: choose from fp32, fp16, int8")
-    if not NAME.fullmatch(args.name) or len(args.name) > 63:
+    if not building.NAME.fullmatch(args.name) or len(args.name) > 63:
         raise ValueError(f"--name {args.name!r}: use lower-case letters, digits, '-', '.', '_'")
-    return names
+    extras = [building.parse_extra(spec) for spec in args.extra_variant or []]
+    seen = [e.name for e in extras]
+    if len(set(seen)) != len(seen):
+        raise ValueError(f"--extra-variant names repeat: {', '.join(seen)}")
+    return names, extras
 
 
 def publish(args: argparse.Namespace) -> Release:
     """Build everything, then make the release visible last; returns the published index."""
-    names = _check_args(args)
+    names, extras = _check_args(args)
     store = DirectoryStore(args.store)
     store.check_writable()
     key = keys.load_private_key(args.key)
     model = onnxmodel.load(args.model)
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization logs advice at WARNING
     with tempfile.TemporaryDirectory() as tmp:
-        built = build_variants(args, model, names, Path(tmp))
+        built = building.build_variants(args, model, names, extras, Path(tmp))
     base = _base_release(store, key, args)
     entries = [_pack_variant(store, key, args, b, built[0], base) for b in built]
     release = Release(
@@ -151,49 +128,6 @@ def publish(args: argparse.Namespace) -> Release:
     if not store.publish(release, key):
         console.print(f"{args.name}@{args.version} was already published with the same content")
     return release
-
-
-def build_variants(
-    args: argparse.Namespace, model: onnx.ModelProto, names: list[str], tmp: Path
-) -> list[Built]:
-    """Each variant's bytes, measured in onnxruntime; fp32 first (the reference)."""
-    feeds = measuring.sample_inputs(onnxmodel.facts(model).inputs, max(args.samples, 2))
-    order = ["fp32", *[n for n in names if n != "fp32"]]
-    built: list[Built] = []
-    with _bar() as progress:
-        task = progress.add_task("build + measure variants", total=len(order))
-        for name in order:
-            files, path = _variant_files(args.model, model, name, tmp)
-            measured = measuring.measure(path, feeds, runs=args.runs)
-            spans = _spans(path, files)
-            facts = onnxmodel.facts(onnxmodel.load(path))
-            built.append(Built(name, files, spans, facts, feeds, measured))
-            progress.advance(task)
-    return [b for b in built if b.name in names or b.name == "fp32"]
-
-
-def _variant_files(
-    src: Path, model: onnx.ModelProto, name: str, tmp: Path
-) -> tuple[dict[str, bytes], Path]:
-    if name == "fp32":
-        files = {MAIN_FILE: src.read_bytes()}
-        for ext in onnxmodel.external_files(model):
-            files[ext.path] = (src.parent / ext.path).read_bytes()
-        return files, src
-    full = onnx.load(str(src)) if onnxmodel.external_files(model) else model
-    data = variants.build_fp16(full, console.print) if name == "fp16" else variants.build_int8(src)
-    path = tmp / f"{name}.onnx"
-    path.write_bytes(data)
-    return {MAIN_FILE: data}, path
-
-
-def _spans(path: Path, files: dict[str, bytes]) -> dict[str, list[Any]]:
-    model = onnxmodel.load(path)
-    main = next(iter(files))
-    out: dict[str, list[Any]] = {main: onnxmodel.tensor_spans(model, files[main])}
-    for ext in onnxmodel.external_files(model):
-        out[ext.path] = list(ext.spans)
-    return out
 
 
 def _base_release(store: DirectoryStore, key: Any, args: argparse.Namespace) -> Release | None:
@@ -241,13 +175,13 @@ def _pack_variant(
     store: DirectoryStore,
     key: Any,
     args: argparse.Namespace,
-    b: Built,
-    ref: Built,
+    b: building.Built,
+    ref: building.Built,
     base: Release | None,
 ) -> VariantEntry:
     bases = _held_bases(store, key, base, b.name)
     files: list[FileEntry] = []
-    with _bar() as progress:
+    with building.progress_bar() as progress:
         for path, data in b.files.items():
             task = progress.add_task(f"chunk + compress {b.name}/{path}", total=len(data))
             files.append(
@@ -261,9 +195,7 @@ def _pack_variant(
                 )
             )
     golden = (
-        _carried_golden(store, key, args, b.name)
-        if args.golden_from
-        else packing.pack_golden(store, b.name, b.inputs[:2], b.measured.outputs[:2])
+        _carried_golden(store, key, args, b.name) if args.golden_from else _own_golden(store, b)
     )
     manifest = Manifest(
         model=args.name,
@@ -276,21 +208,42 @@ def _pack_variant(
     digest, stored = store.put_manifest(manifest)
     return VariantEntry(
         name=b.name,
-        precision=PRECISION[b.name],  # type: ignore[arg-type]
+        precision=b.precision,
         manifest_digest=digest,
         manifest_size=stored,
-        requirements=REQUIREMENTS[b.name].model_copy(
-            update={"min_memory_bytes": int(b.measured.peak_memory_bytes * MEMORY_MARGIN)}
-        ),
-        measurements=Measurements(
-            file_bytes=sum(len(d) for d in b.files.values()),
-            peak_memory_bytes=b.measured.peak_memory_bytes,
-            latency_p50_ms=round(b.measured.latency_p50_ms, 4),
-            latency_p95_ms=round(b.measured.latency_p95_ms, 4),
-            agreement=measuring.agreement(ref.measured.outputs, b.measured.outputs),
-        ),
+        requirements=_requirements(b),
+        measurements=_measurements(b, ref),
         file_digest=f"sha256:{files[0].digest}",
         download_bytes=sum(c.stored for f in files for c in f.chunks),
+        built_by=b.built_by,
+    )
+
+
+def _own_golden(store: DirectoryStore, b: building.Built) -> GoldenRef | None:
+    """This variant's own outputs on 2 samples; none when it could not be run here."""
+    if b.measured is None:
+        return None
+    return packing.pack_golden(store, b.precision, b.inputs[:2], b.measured.outputs[:2])
+
+
+def _requirements(b: building.Built) -> Requirements:
+    if b.measured is None:
+        return b.requirements
+    peak = int(b.measured.peak_memory_bytes * MEMORY_MARGIN)
+    return b.requirements.model_copy(update={"min_memory_bytes": peak})
+
+
+def _measurements(b: building.Built, ref: building.Built) -> Measurements:
+    file_bytes = sum(len(d) for d in b.files.values())
+    if b.measured is None or ref.measured is None:
+        return Measurements(file_bytes=file_bytes, not_measured=b.not_measured)
+    return Measurements(
+        file_bytes=file_bytes,
+        peak_memory_bytes=b.measured.peak_memory_bytes,
+        latency_p50_ms=round(b.measured.latency_p50_ms, 4),
+        latency_p95_ms=round(b.measured.latency_p95_ms, 4),
+        agreement=measuring.agreement(ref.measured.outputs, b.measured.outputs),
+        measured_with=list(b.measured_with),
     )
 
 

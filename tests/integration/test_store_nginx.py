@@ -144,6 +144,24 @@ def test_a_drifted_release_is_pulled_as_tensor_deltas_through_nginx(
     )
 
 
+def test_store_verify_over_http_follows_previous_versions_and_checks_manifest_deltas(
+    nginx, key: Path, tmp_path: Path, capsys
+) -> None:
+    v1 = store_fixtures.build_mlp(tmp_path / "v1.onnx", hidden=512)
+    v2 = store_fixtures.build_mlp(tmp_path / "v2.onnx", hidden=512, seed=1, base_seed=0, scale=1e-3)
+    publish(v1, nginx.root, key, "mlp", "1", "fp32")
+    publish(v2, nginx.root, key, "mlp", "2", "fp32")
+    pub = str(key) + ".pub"
+    assert cli("store", "verify", nginx.url, "--public-key", pub) == 1
+    assert "cannot be listed" in capsys.readouterr().out
+    assert cli("store", "verify", nginx.url, "--public-key", pub, "--release", "mlp@2") == 0
+    assert "2 release(s) checked, 0 problem(s)" in capsys.readouterr().out
+    (delta,) = [p for p in (nginx.root / "manifest-deltas").rglob("*") if p.is_file()]
+    delta.write_bytes(codec.compress(b"{}"))
+    assert cli("store", "verify", nginx.url, "--public-key", pub, "--release", "mlp@2") == 1
+    assert "manifest delta does not rebuild the manifest" in capsys.readouterr().out
+
+
 def test_a_partial_chunk_download_resumes_with_a_range_request(
     nginx, small_model: Path, key: Path
 ) -> None:

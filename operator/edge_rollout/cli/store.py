@@ -1,62 +1,161 @@
-"""`edge-rollout store verify`: check every release, manifest and object of a directory store.
+"""`edge-rollout store verify|gc`: check a whole store (directory or http(s)); collect garbage.
 
-Reads through the same verifying `StoreReader` the operator and agents use, and reassembles every
-variant file. Prints one line per problem; exits 1 if any. Must not modify the store.
+`verify` reads through the same verifying `StoreReader` the operator and agents use, reassembles
+every variant file, and checks every delta and manifest delta; it prints one line per problem and
+exits 1 if any. Over http(s) there is no listing, so it takes the releases to check
+(`--release MODEL@VERSION`, repeatable) and follows each one's `previousVersion`. `gc` removes
+from a directory store what no published release references. Must not modify the store otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
-from edge_rollout.store import assembly, keys
-from edge_rollout.store.errors import StoreError
+from edge_rollout.api.release import Release, VariantEntry
+from edge_rollout.store import assembly, codec, collecting, keys
+from edge_rollout.store.errors import NotFoundError, StoreError
 from edge_rollout.store.reader import StoreReader
-from edge_rollout.store.transport import open_transport
+from edge_rollout.store.transport import FileTransport, open_transport
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("store", help="inspect a store")
+    p = subparsers.add_parser("store", help="inspect or clean a store")
     sub = p.add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
-    v = sub.add_parser("verify", help="verify signatures, digests and files of a whole store")
-    v.add_argument("store", help="store directory (or file:// URL)")
+    v = sub.add_parser("verify", help="verify signatures, digests, deltas and files of a store")
+    v.add_argument("store", help="store directory, file:// or http(s):// URL")
     v.add_argument("--public-key", required=True, type=Path, help="public key file (PEM/base64)")
+    v.add_argument(
+        "--release",
+        action="append",
+        default=[],
+        metavar="MODEL@VERSION",
+        help="check this release and its previous ones (required over http(s))",
+    )
+    v.add_argument("--ca-bundle", default=None, help="CA bundle for an https store")
     v.set_defaults(handler=run_verify)
+    g = sub.add_parser("gc", help="remove objects no release references (failed publishes)")
+    g.add_argument("store", type=Path, help="store directory")
+    g.add_argument("--grace", type=float, default=3600.0,
+                   help="keep unreferenced objects younger than this many seconds (a publish"
+                   " may be running); default 3600")  # fmt: skip
+    g.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    g.set_defaults(handler=run_gc)
 
 
 def releases(root: Path) -> list[tuple[str, str]]:
     """(model, version) of every published release in a directory store."""
-    return sorted((p.parent.parent.name, p.parent.name) for p in root.glob("models/*/*/index.json"))
+    return sorted(
+        (p.parent.parent.name, p.parent.name)
+        for p in root.glob("models/*/*/index.json")
+        if not p.parent.name.startswith(".")
+    )
+
+
+def _check_variant(reader: StoreReader, release: Release, name: str, previous: Release | None) -> (
+    None
+):  # fmt: skip
+    _, manifest = reader.fetch_variant(release, name)
+    assembly.assemble(reader, manifest)
+    reader.fetch_golden(manifest)
+    for f in manifest.files:
+        for d in [d.blob for t in f.tensors for d in t.deltas] + [g.blob for g in f.gap_deltas]:
+            reader.fetch_chunk(d)
+    held_entry = previous.variant(name) if previous is not None else None
+    entry = release.variant(name)
+    if held_entry is not None and entry is not None:
+        _check_manifest_delta(reader, entry, held_entry.manifest_digest)
+
+
+def _check_manifest_delta(reader: StoreReader, entry: VariantEntry, held: str) -> None:
+    """A manifest delta, when there is one, must rebuild exactly the manifest it names."""
+    held_manifest = reader.fetch_manifest(held)
+    try:
+        frame = reader.fetch_manifest_delta(entry.manifest_digest, held_manifest)
+    except NotFoundError:
+        return  # optional: agents then fetch the whole manifest
+    target = entry.manifest_digest.removeprefix("sha256:")
+    try:
+        plain = codec.decompress_against(frame, codec.canonical_json(held_manifest))
+    except Exception as exc:  # zstandard raises ZstdError and others
+        plain = f"{exc}".encode()
+    if codec.sha256_hex(plain) != target:
+        raise StoreError(
+            codec.manifest_delta_path(
+                target, codec.sha256_hex(codec.canonical_json(held_manifest))
+            ),
+            "delta",
+            "the manifest delta does not rebuild the manifest (agents fall back to the whole one)",
+            "Delete the manifest delta, or republish",
+        )
 
 
 def verify_release(reader: StoreReader, model: str, version: str) -> list[str]:
     """Problems with one release (empty when everything verifies)."""
     try:
         release = reader.fetch_release(model, version)
+        previous = (
+            reader.fetch_release(model, release.previous_version)
+            if release.previous_version
+            else None
+        )
     except StoreError as exc:
         return [str(exc)]
     problems: list[str] = []
     for entry in release.variants:
         try:
-            _, manifest = reader.fetch_variant(release, entry.name)
-            assembly.assemble(reader, manifest)
-            reader.fetch_golden(manifest)
-            for f in manifest.files:
-                for t in f.tensors:
-                    for d in t.deltas:
-                        reader.fetch_chunk(d.blob)
+            _check_variant(reader, release, entry.name, previous)
         except StoreError as exc:
             problems.append(f"{model}@{version}/{entry.name}: {exc}")
     return problems
 
 
+def _chain(reader: StoreReader, ref: str) -> list[tuple[str, str]]:
+    """MODEL@VERSION and the releases before it, following `previousVersion`."""
+    model, sep, version = ref.partition("@")
+    if not sep or not model or not version:
+        raise StoreError(ref, "name", "not MODEL@VERSION", "Write it like detector@1.2.0")
+    found: list[tuple[str, str]] = []
+    while version and (model, version) not in found:
+        found.append((model, version))
+        try:
+            version = reader.fetch_release(model, version).previous_version
+        except StoreError:
+            break  # verify_release reports it
+    return found
+
+
 def run_verify(args: argparse.Namespace) -> int:
-    transport = open_transport(args.store)
-    root = Path(args.store.removeprefix("file://"))
+    transport = open_transport(args.store, ca_bundle=args.ca_bundle)
     reader = StoreReader(transport, keys.load_public_key(args.public_key.read_text()))
-    found = releases(root)
+    if args.release:
+        try:
+            found = sorted({r for ref in args.release for r in _chain(reader, ref)})
+        except StoreError as exc:
+            print(f"error: {exc}")
+            return 1
+    elif isinstance(transport, FileTransport):
+        found = releases(transport.root)
+    else:
+        print("error: an http(s) store cannot be listed: name releases with --release M@V")
+        return 1
     problems = [p for model, version in found for p in verify_release(reader, model, version)]
     for problem in problems:
         print(problem)
     print(f"{len(found)} release(s) checked, {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    try:
+        result = collecting.collect(args.store, time.time(), args.grace, args.dry_run)
+    except StoreError as exc:
+        print(f"error: {exc}")
+        return 1
+    verb = "would remove" if args.dry_run else "removed"
+    for path in result.garbage:
+        print(f"{verb} {path.relative_to(args.store)}")
+    young = f"{result.kept_young} unreferenced object(s) younger than {args.grace:.0f} s"
+    print(f"{verb} {len(result.garbage)} object(s), {result.bytes:,} bytes; kept {young}")
+    return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -35,6 +36,15 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _reuse_or_write(path: Path, content: Callable[[], bytes]) -> None:
+    """Write a content-addressed object, or refresh the mtime of the one there: `store gc`
+    keeps young objects, so one a running publish reuses is not collected under it."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        _write_atomic(path, content())
 
 
 def _release_identity(release: Release) -> list[tuple[str, str]]:
@@ -66,8 +76,7 @@ class DirectoryStore:
         """Store a chunk, delta residual or golden blob; return its reference."""
         digest = codec.sha256_hex(data)
         path = self.root / codec.object_path("chunks", digest)
-        if not path.exists():
-            _write_atomic(path, codec.compress(data, self.level))
+        _reuse_or_write(path, lambda: codec.compress(data, self.level))
         return ChunkRef(digest=digest, size=len(data), stored=path.stat().st_size)
 
     def stored_size(self, data: bytes) -> int:
@@ -80,8 +89,7 @@ class DirectoryStore:
         data = codec.canonical_json(manifest)
         digest = codec.sha256_hex(data)
         path = self.root / codec.object_path("manifests", digest)
-        if not path.exists():
-            _write_atomic(path, codec.compress(data, self.level))
+        _reuse_or_write(path, lambda: codec.compress(data, self.level))
         return f"sha256:{digest}", path.stat().st_size
 
     def manifest_bytes(self, digest: str) -> bytes:

@@ -35,6 +35,9 @@ class ScriptedReporter:
     """Plays the agents of `hardware` nodes; call start() / stop()."""
 
     hardware: Mapping[str, Hardware]
+    labels: Mapping[str, str] = field(default_factory=lambda: {"edge": "true"})
+    """Labels of the Nodes it creates: give each test module its own, so that deployments other
+    tests leave behind do not select its nodes."""
     delay: float = 0.5
     broken: set[str] = field(default_factory=set)
     interval: float = 0.3
@@ -57,7 +60,7 @@ class ScriptedReporter:
     def register(self) -> None:
         """Create each Node (labelled edge=true) and report its hardware on its EdgeNode."""
         for name, hw in self.hardware.items():
-            node = client.V1Node(metadata=client.V1ObjectMeta(name=name, labels={"edge": "true"}))
+            node = client.V1Node(metadata=client.V1ObjectMeta(name=name, labels=dict(self.labels)))
             try:
                 self.core.create_node(node)
             except ApiException as error:

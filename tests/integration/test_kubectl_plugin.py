@@ -24,18 +24,16 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 
 from edge_rollout.api.edgenode import Hardware
-from edge_rollout.api.manifest import FileEntry, Manifest
-from edge_rollout.api.release import Release
 from edge_rollout.cli import kubectl as kubectl_cli
 from edge_rollout.kube import client as kube_client
-from edge_rollout.store import codec, keys
+from edge_rollout.store import keys
 from edge_rollout.store.writer import DirectoryStore
 from edge_rollout.testing.controlplane import ControlPlane
+from tests.integration import fleet_support
 from tests.integration.reporter import ScriptedReporter, delete_nodes
-from tests.support import REPO, Kubectl, kopf_operator
+from tests.support import REPO, Kubectl
 from tests.unit.core.fixtures import GIB, MIB, hardware, release
 
-OPERATOR_ARGS = ["run", "-A", "--standalone", "-m", "edge_rollout.controller.handlers"]
 VARIANTS = {"fp32", "fp16", "int8", "int8-npu"}
 LABEL = "edgerollout.dev/plugin-test"
 LABELS_ONLY = "kp-labels-gpu"
@@ -57,27 +55,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     key = keys.generate_private_key()
     for version in ("1.0", "2.0"):
         directory = DirectoryStore(root)
-        directory.publish(with_stored_manifests(directory, release(version)), key)
+        directory.publish(fleet_support.with_stored_manifests(directory, release(version)), key)
     return root, keys.public_key_pem(key.public_key())
-
-
-def with_stored_manifests(directory: DirectoryStore, index: Release) -> Release:
-    """The release with a (stub) manifest stored for each variant, as the writer requires; the
-    plugin reads only the signed index."""
-    variants = []
-    for variant in index.variants:
-        empty = FileEntry(path="model.onnx", size=0, digest=codec.sha256_hex(b""))
-        manifest = Manifest(
-            model=index.model, version=index.version, variant=variant.name, files=[empty]
-        )
-        digest, _ = directory.put_manifest(manifest)
-        variants.append(variant.model_copy(update={"manifest_digest": digest}))
-    return index.model_copy(update={"variants": variants})
 
 
 @pytest.fixture(scope="module")
 def fleet(crds_installed: None) -> Iterator[ScriptedReporter]:
-    reporter = ScriptedReporter(fleet_hardware(), delay=0.2, interval=0.2)
+    reporter = ScriptedReporter(fleet_hardware(), labels={LABEL: "yes"}, delay=0.2, interval=0.2)
     reporter.start()
     core = client.CoreV1Api(kube_client.api_client())
     for name in reporter.hardware:
@@ -101,12 +85,7 @@ def labels_only_node() -> client.V1Node:
     )
 
 
-@pytest.fixture
-def operator(crds_installed: None) -> Iterator[KopfRunner]:
-    os.environ["EDGE_ROLLOUT_REPLAN_SECONDS"] = "1"
-    with kopf_operator(OPERATOR_ARGS) as runner:
-        yield runner
-    assert runner.exception is None, runner.output
+operator = fleet_support.operator
 
 
 class Plugin:
@@ -182,32 +161,11 @@ def document(
     }
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}: last {value!r}")
-
-
 def md_json(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(
         kubectl("get", "mdep", "m", "-n", namespace, "-o", "json").stdout
     )
     return out
-
-
-def entries(kubectl: Kubectl, namespace: str) -> dict[str, dict[str, Any]]:
-    listing = json.loads(kubectl("get", "edgenodes", "-o", "json").stdout)
-    return {
-        item["metadata"]["name"]: entry
-        for item in listing["items"]
-        for entry in item.get("spec", {}).get("models", [])
-        if entry["name"] == f"{namespace}/m"
-    }
 
 
 def phase(kubectl: Kubectl, namespace: str, wanted: str, version: str) -> Callable[[], bool]:
@@ -380,3 +338,7 @@ def check_promote_pause_resume_abort(
         "every node back on 1.0",
     )
     wait_for(phase(kubectl, namespace, "Ready", "1.0"), "1.0 Ready again")
+
+
+entries = fleet_support.entries
+wait_for = fleet_support.wait_for

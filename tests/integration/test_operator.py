@@ -21,40 +21,33 @@ import pytest
 from kopf.testing import KopfRunner
 
 from edge_rollout.store import keys
-from edge_rollout.store.writer import DirectoryStore
 from edge_rollout.testing.controlplane import ControlPlane, free_port, stop_process
+from tests.integration import fleet_support
 from tests.integration.reporter import ScriptedReporter, delete_nodes, fleet_hardware
 from tests.support import Kubectl, kopf_operator
-from tests.unit.core.fixtures import release
 
 FLEET = int(os.environ.get("EDGE_ROLLOUT_TEST_FLEET", "500"))
 MAX_UNAVAILABLE = 50
-OPERATOR_ARGS = ["run", "-A", "--standalone", "-m", "edge_rollout.controller.handlers"]
+FLEET_LABELS = {"edgerollout.dev/test-fleet": "operator"}
+OPERATOR_ARGS = fleet_support.OPERATOR_ARGS
+entries = fleet_support.entries
+wait_for = fleet_support.wait_for
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A signed store with releases 1.0, 2.0 and 3.0 of model `m` (index only)."""
-    root = tmp_path_factory.mktemp("store")
-    key = keys.generate_private_key()
-    directory = DirectoryStore(root)
-    for version in ("1.0", "2.0", "3.0"):
-        directory.publish(release(version), key)
-    return root, keys.public_key_pem(key.public_key())
+    return fleet_support.publish_index_store(
+        tmp_path_factory.mktemp("store"), ["1.0", "2.0", "3.0"]
+    )
 
 
-@pytest.fixture
-def operator(crds_installed: None) -> Iterator[KopfRunner]:
-    os.environ["EDGE_ROLLOUT_REPLAN_SECONDS"] = "1"
-    with kopf_operator(OPERATOR_ARGS, timeout=120) as runner:
-        yield runner
-    assert runner.exception is None, runner.output
-    assert runner.exit_code == 0, runner.output
+operator = fleet_support.operator
 
 
 @pytest.fixture(scope="module")
 def fleet(crds_installed: None) -> Iterator[ScriptedReporter]:
-    reporter = ScriptedReporter(fleet_hardware(FLEET), delay=0.5)
+    reporter = ScriptedReporter(fleet_hardware(FLEET), labels=FLEET_LABELS, delay=0.5)
     reporter.start()
     yield reporter
     reporter.stop()
@@ -73,23 +66,12 @@ def manifest(namespace: str, store: tuple[Path, str], version: str, **strategy: 
                 "version": version,
                 "store": {"url": f"file://{root}", "publicKey": public_key},
             },
-            "nodeSelector": {"matchLabels": {"edge": "true"}},
+            "nodeSelector": {"matchLabels": FLEET_LABELS},
             "strategy": {"maxUnavailable": MAX_UNAVAILABLE, "minReadySeconds": 0, **strategy},
             "abort": {"criteria": [{"thresholdPercentage": 30, "minNumberOfExecutedNodes": 5}]},
         },
     }
     return json.dumps(document)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 120.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what or check}: last {value!r}")
 
 
 def status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
@@ -104,17 +86,6 @@ def phase_is(kubectl: Kubectl, namespace: str, *phases: str) -> Callable[[], Any
         return current if current.get("phase") in phases else None
 
     return check
-
-
-def entries(kubectl: Kubectl, namespace: str) -> dict[str, dict[str, Any]]:
-    """node -> this deployment's EdgeNode entry."""
-    listing = json.loads(kubectl("get", "edgenodes", "-o", "json").stdout)
-    found = {}
-    for item in listing["items"]:
-        for entry in item.get("spec", {}).get("models", []):
-            if entry["name"] == f"{namespace}/m":
-                found[item["metadata"]["name"]] = entry
-    return found
 
 
 def test_unverifiable_release_stalls_and_touches_no_node(

@@ -1,0 +1,82 @@
+"""Shared by the operator-level integration tests: a signed index-only store, the operator under
+KopfRunner, waiting, and reading a deployment's EdgeNode entries.
+
+Import the fixtures into a test module (`operator = fleet_support.operator`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+
+from edge_rollout.api.manifest import FileEntry, Manifest
+from edge_rollout.api.release import Release
+from edge_rollout.store import codec, keys
+from edge_rollout.store.writer import DirectoryStore
+from tests.support import Kubectl, kopf_operator
+from tests.unit.core.fixtures import release
+
+OPERATOR_ARGS = ["run", "-A", "--standalone", "-m", "edge_rollout.controller.handlers"]
+
+
+def publish_index_store(root: Path, versions: Iterable[str]) -> tuple[Path, str]:
+    """A signed store of model `m` (the core fixtures' four variants per version) whose manifests
+    are stubs: operator-level tests read only the signed index. Returns (root, public key PEM)."""
+    key = keys.generate_private_key()
+    directory = DirectoryStore(root)
+    for version in versions:
+        directory.publish(with_stored_manifests(directory, release(version)), key)
+    return root, keys.public_key_pem(key.public_key())
+
+
+def with_stored_manifests(directory: DirectoryStore, index: Release) -> Release:
+    """The release with a stub manifest stored for each variant, as the writer requires."""
+    variants = []
+    for variant in index.variants:
+        empty = FileEntry(path="model.onnx", size=0, digest=codec.sha256_hex(b""))
+        manifest = Manifest(
+            model=index.model, version=index.version, variant=variant.name, files=[empty]
+        )
+        digest, _ = directory.put_manifest(manifest)
+        variants.append(variant.model_copy(update={"manifest_digest": digest}))
+    return index.model_copy(update={"variants": variants})
+
+
+@pytest.fixture
+def operator(crds_installed: None) -> Iterator[KopfRunner]:
+    """The operator in-process, replanning every second."""
+    os.environ["EDGE_ROLLOUT_REPLAN_SECONDS"] = "1"
+    with kopf_operator(OPERATOR_ARGS, timeout=120) as runner:
+        yield runner
+    assert runner.exception is None, runner.output
+    assert runner.exit_code == 0, runner.output
+
+
+def wait_for(check: Callable[[], Any], what: str = "", timeout: float = 120.0) -> Any:
+    """Poll `check` until it returns something true; fail with the last value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what or check}: last {value!r}")
+
+
+def entries(kubectl: Kubectl, namespace: str, name: str = "m") -> dict[str, dict[str, Any]]:
+    """node -> the EdgeNode entry of ModelDeployment `namespace/name`."""
+    listing = json.loads(kubectl("get", "edgenodes", "-o", "json").stdout)
+    return {
+        item["metadata"]["name"]: entry
+        for item in listing["items"]
+        for entry in item.get("spec", {}).get("models", [])
+        if entry["name"] == f"{namespace}/{name}"
+    }

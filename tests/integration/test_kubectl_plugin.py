@@ -63,10 +63,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def fleet(crds_installed: None) -> Iterator[ScriptedReporter]:
     reporter = ScriptedReporter(fleet_hardware(), labels={LABEL: "yes"}, delay=0.2, interval=0.2)
     reporter.start()
-    core = client.CoreV1Api(kube_client.api_client())
-    for name in reporter.hardware:
-        core.patch_node(name, {"metadata": {"labels": {LABEL: "yes"}}})
-    core.create_node(labels_only_node())
+    client.CoreV1Api(kube_client.api_client()).create_node(labels_only_node())
     yield reporter
     reporter.stop()
     delete_nodes([*reporter.hardware, LABELS_ONLY])

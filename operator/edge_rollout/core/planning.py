@@ -9,11 +9,12 @@ nothing, and a restarted operator continues at the same step.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from edge_rollout.api.common import LabelSelector
 from edge_rollout.api.edgenode import DesiredModel, Hardware, ModelStatus
 from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from edge_rollout.api.release import Release
@@ -37,6 +38,14 @@ class NodeInput:
     reported: ModelStatus | None = None
     claims: tuple[DesiredModel, ...] = ()
     """Entries of other deployments that take precedence on this node (memory packing)."""
+
+    @functools.cached_property
+    def memo(self) -> dict[tuple[object, ...], object]:
+        """What the planner worked out about this node (selector matches, variant choices,
+        refreshed entries), by everything it depends on besides the node. The gatherer hands
+        the planner the same NodeInput while the node's objects do not change, so each is worked
+        out once, not on every replan. Not part of the value (equality, repr)."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -93,9 +102,8 @@ def plan_rollout(
     """
     spec = deployment.spec
     rollout = _rollout_state(deployment, now)
-    selected = _order(
-        spec, [n for n in nodes if node_labels.selector_matches(spec.node_selector, n.labels)]
-    )
+    selects = _Matcher(spec.node_selector)
+    selected = _order(spec, [n for n in nodes if selects(n)])
     target = releases[rollout.target]
     stable = releases.get(rollout.stable)
     planner = _Planner(deployment, rollout, target, stable, now)
@@ -130,21 +138,65 @@ def _rollout_state(deployment: Deployment, now: datetime) -> _Rollout:
         )
     completed = previous.target_version and previous.target_version == previous.stable_version
     stable = previous.target_version if completed else previous.stable_version
-    return _Rollout(stable, target, steps.StepProgress(0, now), None)
+    # Going back to the stable version (a revert in Git) is no new rollout: no steps, no pauses.
+    first = len(deployment.spec.strategy.steps) if target == stable else 0
+    return _Rollout(stable, target, steps.StepProgress(first, now), None)
 
 
 def _order(spec: ModelDeploymentSpec, nodes: list[NodeInput]) -> list[NodeInput]:
-    canary = spec.strategy.canary_selector
+    if spec.strategy.canary_selector is None:
+        return sorted(nodes, key=lambda node: node.name)
+    canary = _Matcher(spec.strategy.canary_selector)
 
     def first(node: NodeInput) -> tuple[int, str]:
-        is_canary = canary is not None and node_labels.selector_matches(canary, node.labels)
-        return (0 if is_canary else 1), node.name
+        return (0 if canary(node) else 1), node.name
 
     return sorted(nodes, key=first)
 
 
+class _Matcher:
+    """`selector_matches(selector, node.labels)`, worked out once per node and selector."""
+
+    def __init__(self, selector: LabelSelector) -> None:
+        self.selector = selector
+        self.key = ("selects", node_labels.selector_key(selector))
+
+    def __call__(self, node: NodeInput) -> bool:
+        memo = node.memo
+        found = memo.get(self.key)
+        if found is None:
+            found = memo[self.key] = node_labels.selector_matches(self.selector, node.labels)
+            _bound(memo)
+        return found is True
+
+
+def _bound(memo: dict[tuple[object, ...], object]) -> None:
+    if len(memo) > MEMO_LIMIT:
+        memo.clear()
+
+
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+MEMO_LIMIT = 64
+"""Facts kept per NodeInput (a few per spec and release the node has seen)."""
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    """An outcome worked out for a node, valid for `release` once `ready_since` (if any) is at
+    least minReadySeconds ago."""
+
+    release: Release
+    ready_since: datetime | None
+    outcome: NodeOutcome
+
+    def valid(self, release: Release, ready_before: datetime) -> bool:
+        return release is self.release and (
+            self.ready_since is None or self.ready_since <= ready_before
+        )
 
 
 FINISHED = ("updated", "failed", "unschedulable")
@@ -171,9 +223,37 @@ class _Planner:
         self.now = now
         self.events: list[Event] = []
         self._choices: dict[tuple[str, tuple[object, ...]], selection.Choice] = {}
+        self._policy = self.spec.selection.model_dump_json()
+        self._refreshed = fleet.policy_fields(deployment)
+        self._refreshed_key = ("refreshed", repr(self._refreshed))
+        strategy = self.spec.strategy
+        self._asked_before = now - timedelta(seconds=strategy.progress_deadline_seconds)
+        """Nodes asked at or before this are past their progress deadline."""
+        self._ready_before = now - timedelta(seconds=strategy.min_ready_seconds)
+        """Nodes Ready since this or earlier have been Ready for minReadySeconds."""
+        self._outcome_key = ("outcome", rollout.target, self._policy, self._refreshed_key[1])
 
     def outcome(self, node: NodeInput) -> NodeOutcome:
-        """Where the node stands with the target version (before anyone new is asked)."""
+        """Where the node stands with the target version (before anyone new is asked).
+
+        Most nodes stand where they stood at the last plan: updated (Ready long enough, which
+        stays true as time passes) or not yet asked for the target while keeping their entry.
+        Those outcomes depend on nothing but the node, the target release, the selection policy
+        and the entry's policy fields, so they are worked out once per NodeInput."""
+        memo = node.memo
+        found = memo.get(self._outcome_key)
+        if isinstance(found, _Remembered) and found.valid(self.target, self._ready_before):
+            return found.outcome
+        outcome = self._outcome(node)
+        if outcome.state in ("old", "unschedulable") and node.desired is not None:
+            memo[self._outcome_key] = _Remembered(self.target, None, outcome)
+        elif outcome.state == "updated" and node.reported is not None:
+            since = _parse(node.reported.ready_since)
+            memo[self._outcome_key] = _Remembered(self.target, since, outcome)
+        _bound(memo)
+        return outcome
+
+    def _outcome(self, node: NodeInput) -> NodeOutcome:
         desired = node.desired
         if desired is None or desired.version != self.rollout.target:
             return self._not_on_target(node)
@@ -184,7 +264,7 @@ class _Planner:
         choice = self._choose(node, self.target, desired.excluded_variants)
         if state == "updated" and choice.variant and choice.variant != desired.variant:
             return self._entry(node, choice, desired.excluded_variants)
-        return NodeOutcome(node.name, state, self._refresh(desired), choice, reported)
+        return NodeOutcome(node.name, state, self._refresh(desired, node), choice, reported)
 
     def _not_on_target(self, node: NodeInput) -> NodeOutcome:
         choice = self._choose(node, self.target, ())
@@ -239,7 +319,7 @@ class _Planner:
         if desired is not None and (
             not rollback or stable is None or desired.version == stable.version
         ):
-            return self._refresh(desired)
+            return self._refresh(desired, node)
         if stable is None:
             return desired
         choice = self._choose(node, stable, ())
@@ -249,13 +329,37 @@ class _Planner:
             self.deployment, stable, choice, keep="", requested_at=rfc3339(self.now), excluded=()
         )
 
-    def _refresh(self, desired: DesiredModel) -> DesiredModel:
-        """The same version and variant, with the policy fields the spec has now."""
-        return fleet.refresh_entry(self.deployment, desired)
+    def _refresh(self, desired: DesiredModel, node: NodeInput | None = None) -> DesiredModel:
+        """The same version and variant, with the policy fields the spec has now (worked out
+        once per spec when it is the node's own entry)."""
+        if node is None or desired is not node.desired:
+            return fleet.with_fields(desired, self._refreshed)
+        memo = node.memo
+        found = memo.get(self._refreshed_key)
+        if found is None:
+            found = memo[self._refreshed_key] = fleet.with_fields(desired, self._refreshed)
+            _bound(memo)
+        assert isinstance(found, DesiredModel)
+        return found
 
     def _choose(
         self, node: NodeInput, release: Release, excluded: Sequence[str]
     ) -> selection.Choice:
+        memo = node.memo
+        key = ("choice", release.version, self._policy, tuple(excluded))
+        found = memo.get(key)
+        if isinstance(found, tuple) and found[0] is release:
+            choice: selection.Choice = found[1]
+            return choice
+        choice = self._select(node, release, excluded)
+        memo[key] = (release, choice)
+        _bound(memo)
+        return choice
+
+    def _select(
+        self, node: NodeInput, release: Release, excluded: Sequence[str]
+    ) -> selection.Choice:
+        """Nodes with equal profiles get equal choices: select once per profile in a plan."""
         facts = selection.NodeFacts(node.name, node.labels, node.hardware)
         policy = self.spec.selection
         budget = selection.memory_budget(node.hardware, policy, node.claims)
@@ -264,21 +368,19 @@ class _Planner:
         if cached is None:
             cached = selection.select_variant(facts, release, policy, budget, excluded)
             self._choices[key] = cached
-        return dataclasses.replace(cached, node=node.name)
+        return cached.for_node(node.name)
 
     def _timed_out(self, desired: DesiredModel, reported: ModelStatus | None) -> bool:
-        asked = _parse(desired.requested_at)
-        if asked is None or _active(desired, reported):
+        if _active(desired, reported):
             return False
-        deadline = timedelta(seconds=self.spec.strategy.progress_deadline_seconds)
-        return self.now >= asked + deadline
+        asked = _parse(desired.requested_at)
+        return asked is not None and asked <= self._asked_before
 
     def _ready_long_enough(self, desired: DesiredModel, reported: ModelStatus | None) -> bool:
         if reported is None or not _active(desired, reported):
             return False
         since = _parse(reported.ready_since)
-        wait = timedelta(seconds=self.spec.strategy.min_ready_seconds)
-        return since is not None and self.now >= since + wait
+        return since is not None and since <= self._ready_before
 
     def progress(self, rollout: _Rollout, outcomes: list[NodeOutcome], total: int) -> _Rollout:
         """Abort if the criteria say so; otherwise move past the steps that are complete."""

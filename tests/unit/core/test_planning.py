@@ -225,3 +225,17 @@ def test_entries_stay_when_the_stable_release_cannot_be_read() -> None:
     del f.releases["1.0"]
     plan = f.plan()
     assert all(plan.desired[n.name] is not None for n in f.nodes)
+
+
+def test_reverting_to_the_stable_version_skips_the_steps() -> None:
+    f = installed(6, steps=[{"setNodeCount": 2}, {"pause": {}}])
+    for node in f.nodes:
+        node.broken = frozenset(f"2.0/{v}" for v in ("fp32", "fp16", "int8", "int8-npu"))
+    f.apply(f.plan())
+    f.run()
+    assert f.phase == "RolledBack"
+    f.change_version("1.0")
+    f.apply(f.plan())
+    f.run(ticks=20)
+    assert f.phase == "Ready"
+    assert f.status.stable_version == "1.0"

@@ -119,7 +119,12 @@ def reconcile(
     key = inputs.deployment_key(namespace, name)
     current_edgenodes = _single(edgenodes)
     fleet = inputs.node_inputs(
-        key, md.spec.priority, _selector_empty(md), _single(nodes), current_edgenodes
+        key,
+        md.spec.priority,
+        _selector_empty(md),
+        _single(nodes),
+        current_edgenodes,
+        md.spec.node_selector,
     )
     deployment = planning.Deployment(key, generation, md.spec, current_status)
     plan = planning.plan_rollout(deployment, releases, fleet, now)

@@ -8,7 +8,7 @@ of the transitions since the previous status.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -87,17 +87,27 @@ def desired_entry(
 
 def refresh_entry(deployment: Deployment, desired: DesiredModel) -> DesiredModel:
     """The same version and variant with the policy fields the spec has now."""
+    return with_fields(desired, policy_fields(deployment))
+
+
+def with_fields(desired: DesiredModel, fields: Mapping[str, object]) -> DesiredModel:
+    """`desired` with `fields` set; the same object when they already have those values."""
+    if all(getattr(desired, name) == value for name, value in fields.items()):
+        return desired
+    return desired.model_copy(update=fields)
+
+
+def policy_fields(deployment: Deployment) -> dict[str, object]:
+    """The fields of every entry that follow the spec as it is now (not the version asked)."""
     spec = deployment.spec
-    return desired.model_copy(
-        update={
-            "store_url": spec.model.store.url,
-            "public_key": spec.model.store.public_key,
-            "priority": spec.priority,
-            "window": spec.update_policy.window,
-            "delivery": spec.update_policy.delivery,
-            "require_test_vectors": spec.health_gate.require_test_vectors,
-        }
-    )
+    return {
+        "store_url": spec.model.store.url,
+        "public_key": spec.model.store.public_key,
+        "priority": spec.priority,
+        "window": spec.update_policy.window,
+        "delivery": spec.update_policy.delivery,
+        "require_test_vectors": spec.health_gate.require_test_vectors,
+    }
 
 
 def summarize(
@@ -115,11 +125,12 @@ def summarize(
     """
     previous = deployment.status
     aborted = verdict is not None
-    states: Counter[str] = Counter(o.state for o in outcomes)
+    tally = _tally(outcomes, target)
+    states = tally.states
     done = (
         not aborted
         and progress.index >= len(deployment.spec.strategy.steps)
-        and all(o.state in ("updated", "failed", "unschedulable") for o in outcomes)
+        and states["old"] + states["updating"] == 0
     )
     phase = _phase(deployment, stable, aborted, done, states)
     status = previous.model_copy(
@@ -131,11 +142,11 @@ def summarize(
             "abort_reason": verdict or "",
             "current_step_index": progress.index,
             "step_started_at": rfc3339(progress.started),
-            "counts": _counts(outcomes, target),
-            "variants": _variants(outcomes, target),
-            "bytes_fetched": sum(_bytes(o, target)[0] for o in outcomes),
-            "bytes_reused": sum(_bytes(o, target)[1] for o in outcomes),
-            "worst_nodes": _worst(outcomes),
+            "counts": _counts(tally),
+            "variants": _variants(tally),
+            "bytes_fetched": tally.fetched,
+            "bytes_reused": tally.reused,
+            "worst_nodes": _worst(tally.bad),
             "message": _message(
                 deployment, stable, verdict, target, progress, states, len(outcomes)
             ),
@@ -158,35 +169,58 @@ def _phase(
     return "Progressing"
 
 
-def _counts(outcomes: Sequence[NodeOutcome], target: str) -> PhaseCounts:
-    states = Counter(o.state for o in outcomes)
-    applied = sum(1 for o in outcomes if o.desired is not None and o.desired.version == target)
+@dataclass
+class _Tally:
+    """The outcomes counted in one pass."""
+
+    states: Counter[str]
+    applied: int
+    """Nodes whose entry asks for the target version."""
+    variants: Counter[str]
+    """Nodes asked for the target, by variant."""
+    fetched: int
+    reused: int
+    bad: list[NodeOutcome]
+    """Failed and unschedulable nodes."""
+
+
+def _tally(outcomes: Sequence[NodeOutcome], target: str) -> _Tally:
+    states: Counter[str] = Counter()
+    variants: Counter[str] = Counter()
+    applied = fetched = reused = 0
+    bad = []
+    for o in outcomes:
+        states[o.state] += 1
+        desired, reported = o.desired, o.reported
+        if desired is not None and desired.version == target:
+            applied += 1
+            variants[desired.variant] += 1
+        if reported is not None and reported.version == target:
+            fetched += reported.bytes_fetched
+            reused += reported.bytes_reused
+        if o.state in ("failed", "unschedulable"):
+            bad.append(o)
+    return _Tally(states, applied, variants, fetched, reused, bad)
+
+
+def _counts(tally: _Tally) -> PhaseCounts:
+    states = tally.states
+    targeted = sum(states.values())
     failed = states["failed"] + states["unschedulable"]
     return PhaseCounts(
-        targeted=len(outcomes),
-        applied=applied,
+        targeted=targeted,
+        applied=tally.applied,
         succeeded=states["updated"],
         failed=failed,
-        pending=len(outcomes) - states["updated"] - failed,
+        pending=targeted - states["updated"] - failed,
     )
 
 
-def _variants(outcomes: Sequence[NodeOutcome], target: str) -> list[VariantCount]:
-    chosen = Counter(
-        o.desired.variant for o in outcomes if o.desired is not None and o.desired.version == target
-    )
-    return [VariantCount(variant=v, nodes=n) for v, n in sorted(chosen.items())]
+def _variants(tally: _Tally) -> list[VariantCount]:
+    return [VariantCount(variant=v, nodes=n) for v, n in sorted(tally.variants.items())]
 
 
-def _bytes(outcome: NodeOutcome, target: str) -> tuple[int, int]:
-    reported = outcome.reported
-    if reported is None or reported.version != target:
-        return 0, 0
-    return reported.bytes_fetched, reported.bytes_reused
-
-
-def _worst(outcomes: Sequence[NodeOutcome]) -> list[NodeReport]:
-    bad = [o for o in outcomes if o.state in ("failed", "unschedulable")]
+def _worst(bad: Sequence[NodeOutcome]) -> list[NodeReport]:
     return [_report(o) for o in sorted(bad, key=lambda o: o.node)[:WORST_NODES]]
 
 

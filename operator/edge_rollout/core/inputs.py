@@ -16,8 +16,11 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import is_not, lt
 from typing import Protocol, TypeVar
 
+from edge_rollout.api.common import LabelSelector
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core import planning
@@ -49,23 +52,127 @@ def node_inputs(
     selector_empty: bool,
     nodes: Mapping[str, NodeInfo],
     edgenodes: Mapping[str, EdgeNode],
+    selector: LabelSelector | None = None,
 ) -> list[planning.NodeInput]:
     """Every node the deployment could run on, with its entries and hardware.
 
-    An empty selector means every node with an agent (an EdgeNode), not every Node.
+    An empty selector means every node with an agent (an EdgeNode), not every Node. Given the
+    deployment's `selector`, only the nodes `plan_rollout` acts on are returned: those the
+    selector matches and those that hold an entry of `key` (to be removed); the plan is the same.
     """
-    names = _sorted_names(edgenodes.keys() if selector_empty else nodes.keys() | edgenodes.keys())
-    views = _VIEWS
-    result = []
+    selector_key = node_labels.selector_key(selector) if selector is not None else ""
+    wanted = (key, priority, selector_empty, selector, selector_key)
+    fleet = _Fleet(tuple(nodes), tuple(nodes.values()), tuple(edgenodes), tuple(edgenodes.values()))
+    memo_key = (key, priority, selector_empty, selector_key)
+    last = _LAST.get(memo_key)
+    if last is None or not last.fleet.same_names(fleet):
+        found = _gather(wanted, fleet, nodes, edgenodes)
+    else:
+        found = last.update(wanted, fleet, nodes, edgenodes)
+    _LAST[memo_key] = found
+    while len(_LAST) > MAX_REMEMBERED:
+        _LAST.pop(next(iter(_LAST)))
+    return list(found.result)
+
+
+MAX_REMEMBERED = 512
+"""Deployments (key, priority, selector) whose last gathering is kept."""
+
+
+@dataclass(frozen=True)
+class _Fleet:
+    """The objects one gathering saw, in the caller's order (strong references: an object seen
+    here is alive, so identity comparisons are sound)."""
+
+    node_names: tuple[str, ...]
+    node_infos: tuple[NodeInfo, ...]
+    edgenode_names: tuple[str, ...]
+    edgenode_objects: tuple[EdgeNode, ...]
+
+    def same_names(self, other: _Fleet) -> bool:
+        return self.node_names == other.node_names and self.edgenode_names == other.edgenode_names
+
+    def changed(self, other: _Fleet) -> set[str]:
+        """Names whose object is another one in `other` (same names, same order)."""
+        moved_nodes = compress(self.node_names, map(is_not, self.node_infos, other.node_infos))
+        moved = compress(
+            self.edgenode_names, map(is_not, self.edgenode_objects, other.edgenode_objects)
+        )
+        return {*moved_nodes, *moved}
+
+
+Wanted = tuple[str, int, bool, LabelSelector | None, str]
+"""(key, priority, selector_empty, selector, its selector_key) of one node_inputs call."""
+
+
+@dataclass(frozen=True)
+class _Gathered:
+    """One gathering: the fleet it saw, the nodes it returned (in order) by name."""
+
+    fleet: _Fleet
+    names: list[str]
+    chosen: dict[str, planning.NodeInput]
+    result: list[planning.NodeInput]
+
+    def update(
+        self,
+        wanted: Wanted,
+        fleet: _Fleet,
+        nodes: Mapping[str, NodeInfo],
+        edgenodes: Mapping[str, EdgeNode],
+    ) -> _Gathered:
+        """The same gathering over `fleet`, revisiting only the nodes whose objects changed."""
+        changed = self.fleet.changed(fleet)
+        if not changed:
+            return _Gathered(fleet, self.names, self.chosen, self.result)
+        chosen = dict(self.chosen)
+        for name in changed:
+            found = _visit(wanted, name, nodes.get(name), edgenodes.get(name))
+            if found is None:
+                chosen.pop(name, None)
+            else:
+                chosen[name] = found
+        result = [chosen[n] for n in self.names if n in chosen]
+        return _Gathered(fleet, self.names, chosen, result)
+
+
+def _gather(
+    wanted: Wanted,
+    fleet: _Fleet,
+    nodes: Mapping[str, NodeInfo],
+    edgenodes: Mapping[str, EdgeNode],
+) -> _Gathered:
+    selector_empty = wanted[2]
+    names = sorted(set(fleet.edgenode_names if selector_empty else nodes.keys() | edgenodes.keys()))
+    chosen = {}
     for name in names:
-        info, edgenode = nodes.get(name), edgenodes.get(name)
-        view = views.get(name)
-        if view is None or view.info is not info or view.edgenode is not edgenode:
-            view = views[name] = _NodeView(name, info, edgenode)
-        result.append(view.node_input(key, priority))
-    if len(views) > 2 * len(names) + 1024:
+        found = _visit(wanted, name, nodes.get(name), edgenodes.get(name))
+        if found is not None:
+            chosen[name] = found
+    if len(_VIEWS) > 2 * len(names) + 1024:
         _prune(names)
-    return result
+    return _Gathered(fleet, names, chosen, list(chosen.values()))
+
+
+def _visit(
+    wanted: Wanted, name: str, info: NodeInfo | None, edgenode: EdgeNode | None
+) -> planning.NodeInput | None:
+    """The node's NodeInput, or None when the deployment has nothing to do with it."""
+    key, priority, selector_empty, selector, selector_key = wanted
+    if info is None and edgenode is None:
+        return None
+    if selector_empty and edgenode is None:
+        return None
+    view = _VIEWS.get(name)
+    if view is None or view.info is not info or view.edgenode is not edgenode:
+        view = _VIEWS[name] = _NodeView(name, info, edgenode)
+    if (
+        selector is not None
+        and key not in view.entries
+        and not view.matches(selector, selector_key)
+    ):
+        return None
+    return view.node_input(key, priority)
 
 
 class _NodeView:
@@ -73,7 +180,6 @@ class _NodeView:
     objects are."""
 
     __slots__ = (
-        "ahead",
         "edgenode",
         "entries",
         "hardware",
@@ -81,8 +187,10 @@ class _NodeView:
         "inputs",
         "labels",
         "name",
+        "places",
         "ranks",
         "reports",
+        "selectors",
     )
 
     def __init__(self, name: str, info: NodeInfo | None, edgenode: EdgeNode | None) -> None:
@@ -95,7 +203,9 @@ class _NodeView:
         self.entries = _first_by_name(models)
         self.reports = _first_by_name(edgenode.status.models if edgenode else [])
         self.ranks = sorted(_rank(e.priority, e.name) for e in models)
-        self.ahead: dict[int, tuple[tuple[DesiredModel, ...], frozenset[str]]] = {}
+        self.places = [bisect.bisect_left(self.ranks, _rank(e.priority, e.name)) for e in models]
+        """Per entry (in spec order), how many entries rank before it."""
+        self.selectors: dict[str, bool] = {}
         self.inputs: dict[tuple[str, int], planning.NodeInput] = {}
 
     def node_input(self, key: str, priority: int) -> planning.NodeInput:
@@ -112,18 +222,21 @@ class _NodeView:
             self.inputs[(key, priority)] = found
         return found
 
-    def _claims(self, key: str, priority: int) -> tuple[DesiredModel, ...]:
-        """Entries of other deployments that fit before this one. A node holds few entries, so
-        there are few distinct answers (one per place `(priority, key)` takes among them)."""
-        rank = _rank(priority, key)
-        place = bisect.bisect_left(self.ranks, rank)
-        found = self.ahead.get(place)
+    def matches(self, selector: LabelSelector, key: str) -> bool:
+        """The selector (whose `selector_key` is `key`) matches the node's labels."""
+        found = self.selectors.get(key)
         if found is None:
-            models = self.edgenode.spec.models if self.edgenode else []
-            ahead = tuple(e for e in models if _rank(e.priority, e.name) < rank)
-            found = self.ahead[place] = (ahead, frozenset(e.name for e in ahead))
-        ahead, names = found
-        if key in names:
+            found = self.selectors[key] = node_labels.selector_matches(selector, self.labels)
+        return found
+
+    def _claims(self, key: str, priority: int) -> tuple[DesiredModel, ...]:
+        """Entries of other deployments that fit before this one, in spec order: an entry
+        ranks before (priority, key) when fewer entries rank before it than before (priority,
+        key)."""
+        place = bisect.bisect_left(self.ranks, _rank(priority, key))
+        models = self.edgenode.spec.models if self.edgenode else []
+        ahead = tuple(compress(models, map(lt, self.places, repeat(place))))
+        if key in self.entries:
             return tuple(e for e in ahead if e.name != key)
         return ahead
 
@@ -143,19 +256,8 @@ def _first_by_name(items: Iterable[M]) -> dict[str, M]:
 _VIEWS: dict[str, _NodeView] = {}
 """node name -> its memo. Lookups and stores are single dict operations, safe across the
 operator's handler threads (a race builds the same NodeInput twice)."""
-_SORTED: list[list[str]] = []
-"""The last sorted name lists (all Nodes; Nodes with an agent): fleets rarely change between two
-plans, so re-sorting is skipped."""
-
-
-def _sorted_names(names: Iterable[str]) -> list[str]:
-    wanted = set(names)
-    for last in _SORTED:
-        if len(last) == len(wanted) and wanted.issuperset(last):
-            return last
-    ordered = sorted(wanted)
-    _SORTED[:] = [ordered, *_SORTED[:1]]
-    return ordered
+_LAST: dict[tuple[str, int, bool, str], _Gathered] = {}
+"""The last gathering per deployment: the fleet seldom changes much between two plans."""
 
 
 def _prune(names: Iterable[str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from edge_rollout.api.common import LabelSelector
+from edge_rollout.api.common import LabelSelector, LabelSelectorRequirement
 from edge_rollout.api.edgenode import Accelerator, Hardware
 
 ARCH = "kubernetes.io/arch"
@@ -43,20 +43,28 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool
     >>> selector_matches(LabelSelector(match_labels={"edge": "true"}), {"edge": "true"})
     True
     """
-    if any(labels.get(k) != v for k, v in selector.match_labels.items()):
-        return False
+    for key, value in selector.match_labels.items():
+        if labels.get(key) != value:
+            return False
     for requirement in selector.match_expressions:
-        present = requirement.key in labels
-        value = labels.get(requirement.key)
-        ok = {
-            "In": present and value in requirement.values,
-            "NotIn": not present or value not in requirement.values,
-            "Exists": present,
-            "DoesNotExist": not present,
-        }[requirement.operator]
-        if not ok:
+        if not _requirement_holds(requirement, labels):
             return False
     return True
+
+
+def _requirement_holds(requirement: LabelSelectorRequirement, labels: Mapping[str, str]) -> bool:
+    present = requirement.key in labels
+    operator = requirement.operator
+    if operator == "In":
+        return present and labels[requirement.key] in requirement.values
+    if operator == "NotIn":
+        return not present or labels[requirement.key] not in requirement.values
+    return present if operator == "Exists" else not present
+
+
+def selector_key(selector: LabelSelector) -> str:
+    """A string equal for equal selectors (for memoizing matches)."""
+    return selector.model_dump_json()
 
 
 def hardware_from_labels(labels: Mapping[str, str], allocatable_memory: int) -> Hardware:

@@ -40,6 +40,14 @@ class Choice:
     rejections: tuple[Rejection, ...] = ()
     memory_bytes: int = 0
 
+    def for_node(self, node: str) -> Choice:
+        """The same choice for another node with an equal profile."""
+        if node == self.node:
+            return self
+        return Choice(
+            node, self.variant, self.reason, self.message, self.rejections, self.memory_bytes
+        )
+
 
 @dataclass(frozen=True)
 class NodeFacts:

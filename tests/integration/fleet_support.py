@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -80,3 +81,47 @@ def entries(kubectl: Kubectl, namespace: str, name: str = "m") -> dict[str, dict
         for entry in item.get("spec", {}).get("models", [])
         if entry["name"] == f"{namespace}/{name}"
     }
+
+
+def in_flight(kubectl: Kubectl, namespace: str, version: str, name: str = "m") -> int:
+    """Nodes asked for `version` that do not yet serve it Ready (one consistent listing)."""
+    listing = json.loads(kubectl("get", "edgenodes", "-o", "json").stdout)
+    key = f"{namespace}/{name}"
+    count = 0
+    for item in listing["items"]:
+        wanted = [e for e in item.get("spec", {}).get("models", []) if e["name"] == key]
+        if not wanted or wanted[0]["version"] != version:
+            continue
+        reported = [m for m in item.get("status", {}).get("models", []) if m["name"] == key]
+        serving = (
+            reported
+            and reported[0].get("phase") == "Ready"
+            and reported[0].get("activeVersion") == version
+        )
+        count += 0 if serving else 1
+    return count
+
+
+class InFlightMonitor:
+    """Samples `in_flight` in the background; `peak` is the most seen at once."""
+
+    def __init__(self, kubectl: Kubectl, namespace: str, version: str) -> None:
+        self.kubectl, self.namespace, self.version = kubectl, namespace, version
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> InFlightMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, in_flight(self.kubectl, self.namespace, self.version))
+            self.samples += 1
+            self._stop.wait(0.2)

@@ -147,14 +147,29 @@ def test_rollout_in_steps_pause_approval_and_restart(
         )
     assert runner.exception is None, runner.output
 
-    with kopf_operator(OPERATOR_ARGS, timeout=300) as runner:
-        approve["spec"]["strategy"]["approved"]["throughStep"] = 3
-        kubectl("patch", "mdep", "m", "-n", namespace, "--type=merge", "-p", json.dumps(approve))
-        done = wait_for(phase_is(kubectl, namespace, "Ready"), what="v2 Ready")
-        assert done["stableVersion"] == "2.0"
-        assert done["bytesFetched"] == 1000 * FLEET
-        kubectl("wait", "--for=condition=Ready", "--timeout=10s", "mdep/m", "-n", namespace)
-    assert runner.exception is None, runner.output
+    # Past the last pause; the operator is killed while nodes are updating and restarted.
+    with fleet_support.InFlightMonitor(kubectl, namespace, "2.0") as monitor:
+        with kopf_operator(OPERATOR_ARGS, timeout=300) as runner:
+            approve["spec"]["strategy"]["approved"]["throughStep"] = 3
+            kubectl("patch", "mdep", "m", "-n", namespace, "--type=merge",
+                    "-p", json.dumps(approve))  # fmt: skip
+            wait_for(lambda: on_version(kubectl, namespace, "2.0") > FLEET * 6 // 10,
+                     what="60% on 2.0")  # fmt: skip
+        assert runner.exception is None, runner.output
+        restarted_at = on_version(kubectl, namespace, "2.0")
+        assert restarted_at < FLEET
+        with kopf_operator(OPERATOR_ARGS, timeout=300) as runner:
+            done = wait_for(phase_is(kubectl, namespace, "Ready"), what="v2 Ready")
+            assert done["stableVersion"] == "2.0"
+            assert done["bytesFetched"] == 1000 * FLEET
+            kubectl("wait", "--for=condition=Ready", "--timeout=10s", "mdep/m", "-n", namespace)
+        assert runner.exception is None, runner.output
+    assert monitor.samples > 5
+    assert 0 < monitor.peak <= MAX_UNAVAILABLE
+
+
+def on_version(kubectl: Kubectl, namespace: str, version: str) -> int:
+    return sum(e["version"] == version for e in entries(kubectl, namespace).values())
 
 
 def test_broken_release_aborts_and_rolls_back(

@@ -375,9 +375,19 @@ def tour(demo: Demo, model: Path) -> None:
     status = watch(demo, "1.2.0", ("RolledBack", "Failed", "Ready", "Degraded"))
     print(f"\n  phase {status['phase']}: {status.get('abortReason', '')}")
     say("Warning events on the ModelDeployment (kubectl get events)")
-    print(demo.kubectl("get", "events", "-n", "default", "--field-selector",
-                       "type=Warning,involvedObject.name=magika",
-                       "-o", "custom-columns=REASON:.reason,MESSAGE:.message"), end="")
+    print(
+        demo.kubectl(
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector",
+            "type=Warning,involvedObject.name=magika",
+            "-o",
+            "custom-columns=REASON:.reason,MESSAGE:.message",
+        ),
+        end="",
+    )
     demo.wait_for(
         "every node back on 1.1.0",
         lambda: all(

@@ -16,13 +16,15 @@ from tests.unit.core.fixtures import Fleet, fleet, release, variant
 STEPS = [{"setNodePercent": 40}, {"pause": {"duration": "1m"}}]
 
 
-def mid_rollout(count: int, ticks: int) -> Fleet:
-    """A fleet that installed 1.0 and is `ticks` into rolling out 2.0 (one node broken)."""
+def mid_rollout(count: int, ticks: int, broken: bool = False) -> Fleet:
+    """A fleet that installed 1.0 and is `ticks` into rolling out 2.0 (with `broken`, one node
+    fails its variant and falls back, or the rollout aborts)."""
     f = fleet(count, steps=STEPS, maxUnavailable=2, minReadySeconds=30)
     f.apply(f.plan())
     f.run()
     f.change_version("2.0")
-    f.nodes[0].broken = frozenset({"2.0/fp32", "2.0/int8"})
+    if broken:
+        f.nodes[0].broken = frozenset({"2.0/fp32"})
     for _ in range(ticks):
         f.tick(seconds=10, delay=timedelta(seconds=20))
     return f
@@ -37,6 +39,7 @@ def fresh(nodes: list[planning.NodeInput]) -> list[planning.NodeInput]:
 @given(
     count=st.integers(min_value=1, max_value=12),
     ticks=st.integers(min_value=0, max_value=30),
+    broken=st.booleans(),
     moves=st.lists(
         st.tuples(
             st.integers(min_value=-600, max_value=600),
@@ -47,9 +50,9 @@ def fresh(nodes: list[planning.NodeInput]) -> list[planning.NodeInput]:
     ),
 )
 def test_reused_node_inputs_plan_like_fresh_ones(
-    count: int, ticks: int, moves: list[tuple[int, str]]
+    count: int, ticks: int, broken: bool, moves: list[tuple[int, str]]
 ) -> None:
-    f = mid_rollout(count, ticks)
+    f = mid_rollout(count, ticks, broken)
     kept = [n.as_input() for n in f.nodes]
     for seconds, change in moves:
         f.now += timedelta(seconds=seconds)  # also backwards: the memo must not assume order

@@ -1,7 +1,8 @@
 """Bytes on the wire per update scheme for version pairs of magika's real ONNX model.
 
 Run: `.venv/bin/python bench/delta/run.py [MODEL.onnx]` (default: magika's model from its cached
-PyPI wheel). Prints a Markdown table; figures are recorded in docs/benchmarks.md.
+PyPI wheel, plus the pair of two released magika versions). Prints Markdown tables (bytes, encode
+and decode seconds); figures are recorded in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,26 +17,47 @@ from edge_rollout.testing.models import magika_model_path
 from tests.fixtures import model_pairs
 
 
-def main() -> int:
-    if len(sys.argv) > 1:
-        model = Path(sys.argv[1])
-    else:
-        found = magika_model_path(Path(tempfile.mkdtemp()) / "model.onnx")
-        if isinstance(found, str):
-            print(found)
-            return 1
-        model = found
-    results = [model_pairs.compare(n, a, b) for n, a, b in model_pairs.standard_pairs(model)]
+def pairs(argv: list[str], tmp: Path) -> list[tuple[str, bytes, bytes]] | str:
+    """The generated pairs of one model, then (default model only) the released pair."""
+    if argv:
+        return model_pairs.standard_pairs(Path(argv[0]))
+    found = magika_model_path(tmp / "model.onnx")
+    if isinstance(found, str):
+        return found
+    real = model_pairs.real_pair(tmp)
+    if isinstance(real, str):
+        print(f"(no released pair: {real})")
+    return model_pairs.standard_pairs(found) + ([real] if not isinstance(real, str) else [])
+
+
+def table(results: list[model_pairs.PairResult]) -> None:
     schemes = list(results[0].wire)
     print("| scheme | " + " | ".join(r.name for r in results) + " |")
     print("| --- |" + " ---: |" * len(results))
     for s in schemes:
         cells = [f"{r.wire[s]:,} ({r.wire[s] / r.size_b:.1%})" for r in results]
         print(f"| {s} | " + " | ".join(cells) + " |")
-    print("| file size | " + " | ".join(f"{r.size_b:,}" for r in results) + " |")
-    print("\nencode seconds (zstd, bsdiff, xdelta3, rsync, ours):")
+    print("| file size B | " + " | ".join(f"{r.size_b:,}" for r in results) + " |")
+
+
+def times(results: list[model_pairs.PairResult], title: str, attr: str) -> None:
+    schemes = list(getattr(results[0], attr))
+    print(f"\n{title}\n\n| pair | " + " | ".join(schemes) + " |")
+    print("| --- |" + " ---: |" * len(schemes))
     for r in results:
-        print(f"- {r.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items()))
+        values = getattr(r, attr)
+        print(f"| {r.name} | " + " | ".join(f"{values[s]:.2f}" for s in schemes) + " |")
+
+
+def main() -> int:
+    found = pairs(sys.argv[1:], Path(tempfile.mkdtemp()))
+    if isinstance(found, str):
+        print(found)
+        return 1
+    results = [model_pairs.compare(n, a, b) for n, a, b in found]
+    table(results)
+    times(results, "Encode seconds (publisher side)", "seconds")
+    times(results, "Decode seconds (node side, rebuilding B from A)", "decode")
     return 0
 
 

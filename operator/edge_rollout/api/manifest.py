@@ -22,7 +22,7 @@ HexDigest = Annotated[str, Field(pattern=HEX_DIGEST_PATTERN, min_length=64, max_
 FILE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$"
 """A file name inside the variant directory: no `/`, no leading dot, so never `..`."""
 
-DeltaEncoding = Literal["sub-zigzag-planes", "xor-planes"]
+DeltaEncoding = Literal["sub-zigzag-planes", "xor-planes", "sparse-sub-planes"]
 """How a tensor delta was made from the base tensor's raw values (see docs/store-format.md)."""
 GapEncoding = Literal["zstd-prefix"]
 """How a gap delta was made: zstd with the base's gap bytes as raw-content prefix."""

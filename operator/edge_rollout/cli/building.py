@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 import numpy as np
 import onnx
@@ -108,7 +108,8 @@ def parse_extra(spec: str) -> ExtraVariant:
     if precision and precision not in BUILT_IN:
         raise ValueError(f"--extra-variant {name}: precision {precision!r} is not fp32/fp16/int8")
     providers = tuple(p for p in eps.split("+") if p) or _default_providers(name, cls or "cpu")
-    return ExtraVariant(name, Path(path), cls or "cpu", providers, precision or None)  # type: ignore[arg-type]
+    accelerator = cast(AcceleratorClass, cls or "cpu")
+    return ExtraVariant(name, Path(path), accelerator, providers, precision or None)
 
 
 def _default_providers(name: str, cls: str) -> tuple[str, ...]:
@@ -158,7 +159,10 @@ def build_variants(
         for name in order:
             files, path, how = _variant_files(args, model, name, tmp)
             measured = measuring.measure(path, feeds, runs=args.runs)
-            built.append(_built(name, name, REQUIREMENTS[name], how, files, path, feeds, measured))  # type: ignore[arg-type]
+            precision = cast(Precision, name)
+            built.append(
+                _built(name, precision, REQUIREMENTS[name], how, files, path, feeds, measured)
+            )
             progress.advance(task)
         for extra in extras:
             built.append(build_extra(extra, facts, feeds, args.runs))

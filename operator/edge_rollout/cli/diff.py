@@ -1,7 +1,8 @@
 """`edge-rollout diff N@V1 N@V2`: per variant, chunks and bytes a node fetches vs reuses.
 
 Reads both releases through the verifying reader and prints `core.diffing.diff_manifests`, with
-and without tensor deltas. Bytes include the manifest. Must not modify the store.
+and without deltas. Bytes include the manifest: whole without deltas, as the manifest delta against
+the held one (when the store has it) with. Must not modify the store.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from edge_rollout.api.manifest import Manifest
+from edge_rollout.api.release import VariantEntry
 from edge_rollout.core import diffing
 from edge_rollout.store import keys
-from edge_rollout.store.errors import StoreError
+from edge_rollout.store.errors import NotFoundError, StoreError
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import open_transport
 
@@ -34,6 +37,16 @@ def _split(ref: str) -> tuple[str, str]:
     if not sep or not name or not version:
         raise StoreError(ref, "name", "not MODEL@VERSION", "Write it like detector@1.2.0")
     return name, version
+
+
+def _manifest_cost(reader: StoreReader, entry: VariantEntry, held: Manifest | None) -> int:
+    """Bytes of the wanted manifest for a node holding `held`: its manifest delta, else whole."""
+    if held is None:
+        return entry.manifest_size
+    try:
+        return len(reader.fetch_manifest_delta(entry.manifest_digest, held))
+    except NotFoundError:
+        return entry.manifest_size
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             plain = diffing.diff_manifests(held, wanted, deltas=False)
             best = diffing.diff_manifests(held, wanted)
             full = entry.download_bytes + entry.manifest_size
-            fetch = best.fetch_bytes + entry.manifest_size
+            fetch = best.fetch_bytes + _manifest_cost(reader, entry, held)
             table.add_row(
                 entry.name,
                 f"{best.chunks_reused}/{best.chunks_total}",

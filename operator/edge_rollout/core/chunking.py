@@ -34,11 +34,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ChunkParams:
-    """Content-defined chunking sizes (bytes); see docs/store-format.md for the measurements."""
+    """Content-defined chunking sizes (bytes): 32/128/512 KiB, chosen by the sweep in
+    bench/chunking (figures in docs/store-format.md)."""
 
-    min_size: int = 16 * 1024
-    avg_bits: int = 16
-    max_size: int = 256 * 1024
+    min_size: int = 32 * 1024
+    avg_bits: int = 17
+    max_size: int = 512 * 1024
     min_tensor: int = 4 * 1024
     """Tensors smaller than this are chunked with the bytes around them."""
 

@@ -2,8 +2,9 @@
 
 Pure: bytes in, bytes out. `residuals` computes the candidate residuals (integer difference with
 zigzag, or XOR, of the raw values seen as unsigned integers, bytes regrouped into planes by
-significance); `apply_delta` inverts one. Compression and the choice happen in the publisher;
-callers verify the result's digest. Must not compress, hash-check or do I/O.
+significance; or, for sparse changes, a bitmap of the changed values followed by their zigzag
+differences in planes); `apply_delta` inverts one. Compression and the choice happen in the
+publisher; callers verify the result's digest. Must not compress, hash-check or do I/O.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-Encoding = Literal["sub-zigzag-planes", "xor-planes"]
-ENCODINGS: tuple[Encoding, ...] = ("sub-zigzag-planes", "xor-planes")
+Encoding = Literal["sub-zigzag-planes", "xor-planes", "sparse-sub-planes"]
+ENCODINGS: tuple[Encoding, ...] = ("sub-zigzag-planes", "xor-planes", "sparse-sub-planes")
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _INT = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
 UArray = npt.NDArray[np.unsignedinteger]
@@ -65,8 +66,26 @@ def _unzigzag(z: UArray, item_size: int) -> UArray:
     return half ^ (_scalar(0, z) - (z & one))
 
 
+def _sparse(a: UArray, b: UArray, item_size: int) -> bytes:
+    changed = a != b
+    bitmap = np.packbits(changed.astype(np.uint8), bitorder="little").tobytes()
+    return bitmap + _to_planes(_zigzag(b[changed] - a[changed], item_size), item_size)
+
+
+def _unsparse(a: UArray, res: bytes, item_size: int) -> UArray:
+    head = (a.size + 7) // 8
+    bits = np.frombuffer(res[:head], dtype=np.uint8)
+    changed = np.unpackbits(bits, count=a.size, bitorder="little").astype(bool)
+    if len(bits) != head or len(res) - head != int(changed.sum()) * item_size:
+        raise DeltaError("sparse residual does not match its bitmap")
+    out = a.copy()
+    out[changed] = a[changed] + _unzigzag(_from_planes(res[head:], item_size), item_size)
+    return out
+
+
 def residual(base: bytes, data: bytes, item_size: int, encoding: Encoding) -> bytes:
-    """The residual of `data` against `base` in one encoding (same length as the inputs).
+    """The residual of `data` against `base` in one encoding (same length as the inputs, except
+    `sparse-sub-planes`: a bitmap, then only the changed values).
 
     >>> residual(bytes([1, 2]), bytes([2, 0]), 1, "sub-zigzag-planes")
     b'\\x02\\x03'
@@ -77,6 +96,8 @@ def residual(base: bytes, data: bytes, item_size: int, encoding: Encoding) -> by
         return _to_planes(a ^ b, item_size)
     if encoding == "sub-zigzag-planes":
         return _to_planes(_zigzag(b - a, item_size), item_size)
+    if encoding == "sparse-sub-planes":
+        return _sparse(a, b, item_size)
     raise DeltaError(f"unknown delta encoding {encoding!r}")
 
 
@@ -91,6 +112,10 @@ def apply_delta(base: bytes, res: bytes, item_size: int, encoding: Encoding) -> 
     >>> apply_delta(bytes([1, 2]), b'\\x02\\x03', 1, "sub-zigzag-planes")
     b'\\x02\\x00'
     """
+    if encoding == "sparse-sub-planes":
+        _check(len(base), len(base), item_size)
+        out = _unsparse(_values(base, item_size), res, item_size)
+        return out.astype(out.dtype.newbyteorder("<"), copy=False).tobytes()
     _check(len(base), len(res), item_size)
     a, r = _values(base, item_size), _from_planes(res, item_size)
     if encoding == "xor-planes":

@@ -21,10 +21,10 @@ MAGIKA_VERSION = "1.0.3"
 WHEEL_CACHE = Path.home() / ".cache" / "edge-rollout" / "wheels"
 
 
-def magika_model_path(dest: Path) -> Path | str:
+def magika_model_path(dest: Path, version: str = MAGIKA_VERSION) -> Path | str:
     """magika's classifier from its PyPI wheel (cached); a skip reason string if unavailable."""
     WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(WHEEL_CACHE.glob(f"magika-{MAGIKA_VERSION}-*.whl"))
+    wheels = sorted(WHEEL_CACHE.glob(f"magika-{version}-*.whl"))
     if not wheels:
         cmd = [
             sys.executable,
@@ -32,15 +32,15 @@ def magika_model_path(dest: Path) -> Path | str:
             "pip",
             "download",
             "--no-deps",
-            f"magika=={MAGIKA_VERSION}",
+            f"magika=={version}",
             "-d",
             str(WHEEL_CACHE),
             "--quiet",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-        wheels = sorted(WHEEL_CACHE.glob(f"magika-{MAGIKA_VERSION}-*.whl"))
+        wheels = sorted(WHEEL_CACHE.glob(f"magika-{version}-*.whl"))
         if not wheels:
-            return f"could not download the magika {MAGIKA_VERSION} wheel: {proc.stderr[-300:]}"
+            return f"could not download the magika {version} wheel: {proc.stderr[-300:]}"
     with zipfile.ZipFile(wheels[0]) as z:
         name = next(n for n in z.namelist() if n.endswith("/model.onnx"))
         dest.parent.mkdir(parents=True, exist_ok=True)

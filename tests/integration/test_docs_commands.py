@@ -1,7 +1,7 @@
 """Every shell block in the README and docs/ works as written, or says why it cannot run here.
 
 Blocks run in order, one bash per file (so later blocks see what earlier ones did), against a fresh
-control plane of their own, with the cached binaries and the venv on PATH. A block preceded by
+control plane per file, with the cached binaries and the venv on PATH. A block preceded by
 `<!-- doc-test: skip: REASON -->` is not run; the reason must be given.
 """
 
@@ -56,8 +56,9 @@ ALL = [b for path in DOCS for b in blocks(path)]
 RUNNABLE = sorted({b.path for b in ALL if b.skip is None})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A fresh control plane per file: each page starts from an empty cluster."""
     with ControlPlane(tmp_path_factory.mktemp("docs-plane")) as plane:
         yield plane
 

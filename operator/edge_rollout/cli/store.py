@@ -4,7 +4,8 @@
 every variant file, and checks every delta and manifest delta; it prints one line per problem and
 exits 1 if any. Over http(s) there is no listing, so it takes the releases to check
 (`--release MODEL@VERSION`, repeatable) and follows each one's `previousVersion`. `gc` removes
-from a directory store what no published release references. Must not modify the store otherwise.
+from a directory store what no published release references; `sign` adds the manifest signatures
+and manifest deltas that releases published before them lack. Must not modify the store otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from edge_rollout.store import assembly, codec, collecting, keys
 from edge_rollout.store.errors import NotFoundError, StoreError
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport, open_transport
+from edge_rollout.store.writer import DirectoryStore
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +44,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    " may be running); default 3600")  # fmt: skip
     g.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     g.set_defaults(handler=run_gc)
+    s = sub.add_parser(
+        "sign",
+        help="sign the manifests of releases published before manifests were signed (and add"
+        " their manifest deltas)",
+    )
+    s.add_argument("store", type=Path, help="store directory")
+    s.add_argument("--key", required=True, type=Path, help="the private key the releases use")
+    s.set_defaults(handler=run_sign)
 
 
 def releases(root: Path) -> list[tuple[str, str]]:
@@ -158,4 +168,21 @@ def run_gc(args: argparse.Namespace) -> int:
         print(f"{verb} {path.relative_to(args.store)}")
     young = f"{result.kept_young} unreferenced object(s) younger than {args.grace:.0f} s"
     print(f"{verb} {len(result.garbage)} object(s), {result.bytes:,} bytes; kept {young}")
+    return 0
+
+
+def run_sign(args: argparse.Namespace) -> int:
+    """Sign every manifest of every release whose index this key signed."""
+    key = keys.load_private_key(args.key)
+    reader = StoreReader(FileTransport(args.store), key.public_key())
+    store = DirectoryStore(args.store)
+    done = 0
+    for model, version in releases(args.store):
+        try:
+            store.prepare_manifests(reader.fetch_release(model, version), key)
+        except StoreError as exc:
+            print(f"skipped {model}@{version}: {exc}")
+            continue
+        done += 1
+    print(f"{done} release(s) signed")
     return 0

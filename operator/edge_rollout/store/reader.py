@@ -152,7 +152,8 @@ class StoreReader:
                 self._where(path),
                 "signature",
                 "the manifest has no detached signature",
-                "Republish the release with a current edge-rollout (it signs manifests)",
+                "Releases published before manifests were signed lack it: run `edge-rollout store"
+                " sign STORE --key KEY` on the store",
             ) from exc
         if not keys.verify(self.public_key, plain, sig):
             raise VerificationError(

@@ -131,7 +131,7 @@ class DirectoryStore:
         _write_atomic(path, frame)
         return len(frame)
 
-    def _prepare_manifests(self, release: Release, key: Ed25519PrivateKey) -> None:
+    def prepare_manifests(self, release: Release, key: Ed25519PrivateKey) -> None:
         """Sign every manifest of the release; add manifest deltas against the previous one."""
         previous = (
             self.published(release.model, release.previous_version)
@@ -168,7 +168,7 @@ class DirectoryStore:
                 "this version is already published with other content",
                 "Publish under a new version; published versions never change",
             )
-        self._prepare_manifests(release, key)
+        self.prepare_manifests(release, key)
         data = codec.canonical_json(release)
         final = (self.root / index_path(release.model, release.version)).parent
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,12 @@ import pytest
 
 from edge_rollout.api.manifest import FileEntry, Manifest
 from edge_rollout.api.release import Measurements, Release, VariantEntry
-from edge_rollout.store import codec
+from edge_rollout.cli.main import build_parser
+from edge_rollout.core.chunking import TensorSpan
+from edge_rollout.store import codec, keys
 from edge_rollout.store.errors import StoreError
+from edge_rollout.store.reader import StoreReader
+from edge_rollout.store.transport import FileTransport
 from edge_rollout.store.writer import DirectoryStore
 from tests.fixtures.stores import new_key, publish_files
 
@@ -90,3 +94,25 @@ def test_an_index_naming_a_manifest_that_is_not_stored_is_refused(tmp_path: Path
             Release(model="m", version="1", variants=[entry]), new_key()
         )
     assert not (tmp_path / "models/m/1").exists()
+
+
+def test_store_sign_adds_the_signatures_and_manifest_deltas_older_releases_lack(
+    tmp_path: Path,
+) -> None:
+    key = new_key()
+    r1 = publish_files(tmp_path, key, "m", "1", {"fp32": {"model.onnx": (DATA, [])}})
+    changed: tuple[bytes, list[TensorSpan]] = (DATA[:100] + b"x" + DATA[101:], [])
+    publish_files(tmp_path, key, "m", "2", {"fp32": {"model.onnx": changed}}, previous=r1)
+    for path in [*tmp_path.glob("manifests/sha256/*.sig"), *tmp_path.rglob("manifest-deltas/*")]:
+        if path.is_file():
+            path.unlink()
+    reader = StoreReader(FileTransport(tmp_path), key.public_key())
+    release = reader.fetch_release("m", "2")
+    with pytest.raises(StoreError, match="store sign"):
+        reader.fetch_variant(release, "fp32")
+    key_file = tmp_path / "release.key"
+    key_file.write_bytes(keys.private_key_pem(key))
+    args = build_parser().parse_args(["store", "sign", str(tmp_path), "--key", str(key_file)])
+    assert args.handler(args) == 0
+    assert reader.fetch_variant(release, "fp32")[1].version == "2"
+    assert [p for p in tmp_path.rglob("manifest-deltas/*/*/*") if p.is_file()]

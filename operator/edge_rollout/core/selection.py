@@ -192,6 +192,12 @@ def _check_policy(
         return "NotAllowed", "not in spec.selection.allowedVariants"
     if variant.precision not in policy.allowed_precisions:
         return "PrecisionNotAllowed", f"{variant.precision} is not in allowedPrecisions"
+    unknown = variant.measurements.not_measured
+    if unknown and policy.min_agreement > 0:
+        return (
+            "NotMeasured",
+            f"its agreement with fp32 was not measured ({unknown}); minAgreement needs it",
+        )
     agreement = _agreement(variant)
     if agreement < policy.min_agreement:
         return (
@@ -239,6 +245,8 @@ def _score(
     wanted = variant.requirements.accelerator_class
     accelerated = CLASS_RANK[wanted] if wanted in classes or wanted == "cpu" else 3
     m = variant.measurements
+    if m.not_measured:  # no figures to compare: after every measured variant of its class
+        return accelerated, float("inf"), float("inf"), variant.name
     key = {
         "quality": (-_agreement(variant), m.latency_p50_ms),
         "latency": (m.latency_p50_ms, -_agreement(variant)),
@@ -263,6 +271,8 @@ def _chosen_message(
 
 def _facts(variant: VariantEntry) -> str:
     m = variant.measurements
+    if m.not_measured:
+        return f"; {variant.name}: not measured ({m.not_measured})"
     return (
         f"; {variant.name}: agreement {_agreement(variant):.4f}, p50 {m.latency_p50_ms:.2f} ms,"
         f" {_mib(required_memory(variant))}"

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from edge_rollout.api.common import LabelSelector
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.modeldeployment import SelectionPolicy, VariantPin
+from edge_rollout.api.release import Release
 from edge_rollout.core import selection
 from tests.unit.core.fixtures import GIB, MIB, hardware, release, variant
 
@@ -150,3 +151,30 @@ def test_selection_never_exceeds_memory_and_explains_every_rejection(
     assert all(r.reason and r.message for r in choice.rejections)
     if choice.variant is not None and budget is not None and memory > 0:
         assert choice.memory_bytes + sum(claimed) <= memory
+
+
+def unmeasured_npu_release() -> Release:
+    npu = variant("int8-hailo", "int8", accel="npu", providers=("HailoExecutionProvider",))
+    npu = npu.model_copy(
+        update={
+            "measurements": npu.measurements.model_copy(
+                update={"not_measured": "HailoExecutionProvider is not available on the publisher"}
+            )
+        }
+    )
+    return release("1.0", variant("fp32", memory=400 * MIB), npu)
+
+
+def test_an_unmeasured_npu_variant_still_goes_to_npu_nodes_and_says_so() -> None:
+    choice = selection.select_variant(
+        facts("npu"), unmeasured_npu_release(), SelectionPolicy(), None
+    )
+    assert choice.variant == "int8-hailo"
+    assert "not measured" in choice.message
+
+
+def test_an_unmeasured_variant_cannot_meet_min_agreement() -> None:
+    policy = SelectionPolicy(min_agreement=0.99)
+    choice = selection.select_variant(facts("npu"), unmeasured_npu_release(), policy, None)
+    assert choice.variant == "fp32"
+    assert {r.variant: r.reason for r in choice.rejections}["int8-hailo"] == "NotMeasured"

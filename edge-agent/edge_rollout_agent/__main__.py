@@ -43,11 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-temperature", type=float, default=85.0,
                         help="hold back downloads and loading above this SoC °C")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=4, help="parallel chunk downloads")
+    parser.add_argument("--store-timeout", type=float, default=30.0,
+                        help="seconds without data before a store request is retried")  # fmt: skip
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
 
-def source_opener() -> Callable[[DesiredModel], ChunkSource]:
+def source_opener(timeout: float = 30.0) -> Callable[[DesiredModel], ChunkSource]:
     """A cached store reader per (store URL, public key)."""
     cache: dict[tuple[str, str], StoreReader] = {}
 
@@ -58,7 +60,7 @@ def source_opener() -> Callable[[DesiredModel], ChunkSource]:
             # key the reader still checks every manifest and chunk against its digest, with one
             # it also checks each manifest's detached signature.
             public = keys.load_public_key(entry.public_key) if entry.public_key.strip() else None
-            cache[key] = StoreReader(open_transport(entry.store_url), public)
+            cache[key] = StoreReader(open_transport(entry.store_url, timeout=timeout), public)
         return cache[key]
 
     return open_source
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     api = kube.EdgeNodeApi(kube.load_config(args.kubeconfig), args.node)
     metrics = Metrics()
-    agent = loop.Agent(settings, api, source_opener(), metrics)
+    agent = loop.Agent(settings, api, source_opener(args.store_timeout), metrics)
     stop = threading.Event()
     endpoint = _start_endpoint(args, metrics, agent, stop)
 

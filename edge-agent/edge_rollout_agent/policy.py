@@ -20,7 +20,7 @@ from edge_rollout.api.modeldeployment import Delivery, Window
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 PERMANENT_REASONS = frozenset(
     {"DigestMismatch", "ManifestInvalid", "SignatureInvalid", "LoadFailed", "TestVectorMismatch",
-     "DoesNotFit", "DeltaRequired"}
+     "DoesNotFit", "DeltaRequired", "RuntimeCrashed"}
 )  # fmt: skip
 """Failures that the same input will hit again: no retry until the spec entry changes."""
 

@@ -10,9 +10,11 @@ into place and activates it. Must not talk to the cluster; reports through a cal
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,12 +274,43 @@ def _smoke_test(
         except StoreError as exc:
             raise SyncError(fetching.classify(exc), str(exc)) from exc
     env.set_phase("Testing")
-    check = runtime.check_model(assembled / manifest.main_file.path, golden, tolerance,
-                                env.providers, runs)  # fmt: skip
+    with crash_guard(env.data_dir, desired):
+        check = runtime.check_model(assembled / manifest.main_file.path, golden, tolerance,
+                                    env.providers, runs)  # fmt: skip
     if not check.ok:
         shutil.rmtree(assembled, ignore_errors=True)
         raise SyncError(check.reason, check.message)
     return check
+
+
+CRASHES_BEFORE_GIVING_UP = 3
+"""Deaths of the agent while one version was in onnxruntime before that version is failed: a
+model that crashes the runtime must not crash-loop the agent (one death may be a plain kill)."""
+
+
+@contextmanager
+def crash_guard(data_dir: Path, desired: DesiredModel) -> Iterator[None]:
+    """Count the agent's deaths while `desired` runs in onnxruntime; refuse it after too many.
+
+    A marker `<data>/state/testing/<ns>_<deployment>.json` is written before the model is loaded
+    and removed after its test returns, whatever the outcome; a marker found on the next attempt
+    means the process died in between.
+    """
+    marker = data_dir / "state" / "testing" / (desired.name.replace("/", "_") + ".json")
+    what = {"version": desired.version, "variant": desired.variant}
+    deaths = 0
+    if marker.exists():
+        found = json.loads(marker.read_text() or "{}")
+        deaths = int(found.get("deaths", 0)) + 1 if found.get("what") == what else 0
+    if deaths >= CRASHES_BEFORE_GIVING_UP:
+        raise SyncError("RuntimeCrashed", f"{desired.version}/{desired.variant}: the agent died "
+                        f"{deaths} times while onnxruntime loaded or ran it; not trying again "
+                        "until the spec entry changes")  # fmt: skip
+    layout.write_atomic(marker, json.dumps({"what": what, "deaths": deaths}).encode())
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 def _activate(model_dir: ModelDir, item: Installed) -> None:

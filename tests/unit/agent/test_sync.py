@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -228,3 +229,39 @@ def test_seeds_come_from_every_model_on_the_node(store: ScratchStore, tmp_path: 
     assert counting.fetched == []
     assert result.bytes_reused == len(v1)
     assert np.frombuffer(v1, np.uint8).size == len(v1)
+
+
+DEAD: list[Any] = []
+"""Guards entered and never left; kept alive, or closing them would run their `finally`."""
+
+
+def _die_inside(guard: Any) -> None:
+    """Enter the guard and never leave it, as a process killed inside onnxruntime would."""
+    guard.__enter__()
+    DEAD.append(guard)
+
+
+def test_a_model_the_agent_keeps_dying_on_is_refused_after_three_deaths(tmp_path: Path) -> None:
+    desired = DesiredModel(name="ns/dep", model="m", version="1.0", variant="int8",
+                           store_url="http://127.0.0.1:1")  # fmt: skip
+    for _ in range(sync.CRASHES_BEFORE_GIVING_UP):
+        _die_inside(sync.crash_guard(tmp_path, desired))
+    with pytest.raises(sync.SyncError) as info, sync.crash_guard(tmp_path, desired):
+        pass
+    assert info.value.reason == "RuntimeCrashed"
+    other = desired.model_copy(update={"version": "1.1"})
+    with sync.crash_guard(tmp_path, other):
+        pass  # another version starts afresh
+
+
+def test_a_test_that_returns_clears_the_count(tmp_path: Path) -> None:
+    desired = DesiredModel(name="ns/dep", model="m", version="1.0", variant="int8",
+                           store_url="http://127.0.0.1:1")  # fmt: skip
+    for _ in range(sync.CRASHES_BEFORE_GIVING_UP - 1):
+        _die_inside(sync.crash_guard(tmp_path, desired))
+    with sync.crash_guard(tmp_path, desired):
+        pass
+    for _ in range(sync.CRASHES_BEFORE_GIVING_UP - 1):
+        _die_inside(sync.crash_guard(tmp_path, desired))
+    with sync.crash_guard(tmp_path, desired):
+        pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import threading
 import time
 from typing import Any, TypeVar
 
@@ -65,9 +66,10 @@ def edgenodes_index(name: str, body: kopf.Body, **_: Any) -> dict[str, EdgeNode]
 @kopf.on.resume(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed")
 @kopf.on.create(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed")
 @kopf.on.update(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed", field="spec")
-def modeldeployment_changed(**kwargs: Any) -> None:
+def modeldeployment_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
     """Plan right away when the spec changes."""
-    reconcile(**kwargs)
+    with _planning(namespace or "", name):
+        reconcile(namespace=namespace or "", name=name, **kwargs)
 
 
 @kopf.timer(
@@ -76,11 +78,19 @@ def modeldeployment_changed(**kwargs: Any) -> None:
     "modeldeployments",
     id="modeldeployment_replan",
     interval=REPLAN_SECONDS,
+    initial_delay=REPLAN_SECONDS,  # the create/resume handler plans first; not both at once
     sharp=False,
 )
-def modeldeployment_replan(**kwargs: Any) -> None:
-    """Plan again: nodes report progress, pauses expire, deadlines pass."""
-    reconcile(**kwargs)
+def modeldeployment_replan(namespace: str | None, name: str, **kwargs: Any) -> None:
+    """Plan again: nodes report progress, pauses expire, deadlines pass. Skipped while another
+    plan of the deployment is being written (the next tick plans from what it wrote)."""
+    lock = _planning(namespace or "", name)
+    if not lock.acquire(blocking=False):
+        return
+    try:
+        reconcile(namespace=namespace or "", name=name, **kwargs)
+    finally:
+        lock.release()
 
 
 @kopf.on.delete(GROUP, VERSION, "modeldeployments", id="modeldeployment_deleted")
@@ -89,9 +99,10 @@ def modeldeployment_deleted(
 ) -> None:
     """Remove this deployment's entries from every EdgeNode (the agents then drop the model)."""
     key = inputs.deployment_key(namespace or "", name)
-    current: dict[str, EdgeNode] = _single(kwargs["edgenodes"])
-    holders = [n for n, e in current.items() if any(m.name == key for m in e.spec.models)]
-    write.apply_entries(_objects_api(), key, dict.fromkeys(holders), logger)
+    with _planning(namespace or "", name):
+        current: dict[str, EdgeNode] = _single(kwargs["edgenodes"])
+        holders = [n for n, e in current.items() if any(m.name == key for m in e.spec.models)]
+        write.apply_entries(_objects_api(), key, dict.fromkeys(holders), logger)
 
 
 def reconcile(
@@ -136,6 +147,15 @@ def reconcile(
     write.record_counts(namespace, name, plan.status)
     metrics.PLANS.labels("planned").inc()
     metrics.PLAN_SECONDS.observe(time.monotonic() - started)
+
+
+_PLANNING: dict[str, threading.Lock] = {}
+
+
+def _planning(namespace: str, name: str) -> threading.Lock:
+    """One plan (or removal) of a deployment at a time: Kopf runs the change handler and the
+    timer concurrently, and both would write the same entries (twice the API writes)."""
+    return _PLANNING.setdefault(inputs.deployment_key(namespace, name), threading.Lock())
 
 
 def _stall(

@@ -41,7 +41,45 @@ def load(path: Path) -> onnx.ModelProto:
         onnx.checker.check_model(str(path))
     except Exception as exc:
         raise ModelError(f"{path}: the ONNX checker refuses it: {exc}") from exc
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            _check_external(path, tensor)
     return model
+
+
+def _check_external(path: Path, tensor: onnx.TensorProto) -> None:
+    """An external tensor's bytes must match its shape and lie inside its file, so that a model
+    declaring more (a lie, or a truncated file) is refused before anything is read."""
+    info = {e.key: e.value for e in tensor.external_data}
+    file = path.parent / info["location"]
+    size = file.stat().st_size
+    offset = int(info.get("offset") or 0)
+    length = int(info.get("length") or 0) or size - offset
+    needed = _nbytes(tensor)
+    if needed is not None and length != needed:
+        shape = f"{list(tensor.dims)} of {dtype_name(tensor.data_type)}"
+        raise ModelError(
+            f"{path}: tensor {tensor.name} declares {length} bytes of external data in "
+            f"{info['location']}, but its shape {shape} needs {needed}; re-export the model"
+            " with its external data"
+        )
+    if offset + length > size:
+        raise ModelError(
+            f"{path}: tensor {tensor.name} needs bytes {offset}..{offset + length} of "
+            f"{info['location']}, which holds {size}; the external data file is truncated"
+        )
+
+
+def _nbytes(tensor: onnx.TensorProto) -> int | None:
+    """Bytes the tensor's shape needs, or None for types without a fixed size (strings)."""
+    try:
+        itemsize = np.dtype(dtype_name(tensor.data_type)).itemsize
+    except TypeError:
+        return None
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count * itemsize
 
 
 def dtype_name(elem_type: int) -> str:

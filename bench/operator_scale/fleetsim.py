@@ -160,6 +160,10 @@ class Agents:
     delay: float = 2.0
     seen: Seen = field(default_factory=Seen)
     reported: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """node -> (version, variant) its entry asks for."""
+    ready: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """node -> (version, variant) it has reported Ready on."""
+    ready_reports: int = 0
     _pending: list[tuple[float, str, str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -271,6 +275,28 @@ class Agents:
             self.api.call(
                 "PATCH", f"{EDGENODES}/{name}/status", body, "application/merge-patch+json"
             )
+            if phase == "Ready":
+                with self._lock:
+                    self.ready[name] = pair
+                    self.ready_reports += 1
+
+    def progress(self) -> tuple[int, int]:
+        """(entries changed, Ready reports) so far: it moves while a rollout does."""
+        with self._lock:
+            return self.seen.spec_events, self.ready_reports
+
+    def unavailable(self, version: str) -> int:
+        """Nodes asked for `version` that are not serving it yet (what maxUnavailable bounds)."""
+        with self._lock:
+            return sum(
+                1
+                for name, pair in self.reported.items()
+                if pair[0] == version and self.ready.get(name) != pair
+            )
+
+    def serving(self, version: str) -> int:
+        with self._lock:
+            return sum(1 for pair in self.ready.values() if pair[0] == version)
 
 
 def raw_patch_rate(plane: ControlPlane, names: list[str], threads: int = 1) -> float:

@@ -117,6 +117,13 @@ class Operator:
                     return float(line.rsplit(" ", 1)[1])
         return float("nan")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+        self.log.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):

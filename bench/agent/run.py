@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.operator_scale import fleetsim
@@ -71,7 +73,7 @@ class Assembly:
 
 
 def assembly(megabytes: int, work: Path) -> Assembly:
-    data = random.Random(1).randbytes(megabytes * MIB)
+    data = np.random.default_rng(1).bytes(megabytes * MIB)
     pieces = chunking.chunk_file(data).pieces
     staging = work / "staging"
     (staging / "chunks").mkdir(parents=True)

@@ -266,13 +266,13 @@ def _spread(total: int, parts: int) -> list[int]:
 def _progress_after(
     agents: fleetsim.Agents, finished: Callable[[], bool], timeout: float = 120.0
 ) -> float:
-    """Seconds until the fleet moves again (an agent is asked for something or reports Ready),
-    or 0 when the rollout had already finished."""
+    """Seconds until the operator writes again (an agent is asked for something), or until the
+    rollout is done; 0 when it had already finished."""
     if finished():
         return 0.0
     started = time.monotonic()
-    mark = agents.progress()
-    fleetsim.wait_until(lambda: agents.progress() != mark or finished(), timeout, 0.05)
+    asked = agents.progress()[0]
+    fleetsim.wait_until(lambda: agents.progress()[0] != asked or finished(), timeout, 0.05)
     return time.monotonic() - started
 
 

@@ -88,8 +88,8 @@ RECORDED = recorded()
 
 
 def check(case: Case, error: str, base: Path) -> None:
-    """The error, with temporary paths and digests replaced, is the recorded one."""
-    text = error.replace(str(base), "<tmp>").strip()
+    """The error, with temporary and checkout paths and digests replaced, is the recorded one."""
+    text = error.replace(str(base), "<tmp>").replace(str(REPO), "<repo>").strip()
     text = HEX64.sub("<sha256>", text)
     ERRORS[case.id] = text
     if not UPDATE:

@@ -69,9 +69,10 @@ def node_inputs(
         found = _gather(wanted, fleet, nodes, edgenodes)
     else:
         found = last.update(wanted, fleet, nodes, edgenodes)
+    _LAST.pop(memo_key, None)  # re-inserted last: the least recently planned go first
     _LAST[memo_key] = found
-    while len(_LAST) > MAX_REMEMBERED:
-        _LAST.pop(next(iter(_LAST)))
+    for stale in list(_LAST)[: max(0, len(_LAST) - MAX_REMEMBERED)]:
+        _LAST.pop(stale, None)
     return list(found.result)
 
 
@@ -263,7 +264,7 @@ _LAST: dict[tuple[str, int, bool, str], _Gathered] = {}
 def _prune(names: Iterable[str]) -> None:
     """Forget nodes that left the fleet."""
     keep = set(names)
-    for name in [n for n in _VIEWS if n not in keep]:
+    for name in [n for n in list(_VIEWS) if n not in keep]:  # list(): atomic under the GIL
         _VIEWS.pop(name, None)
 
 

@@ -67,10 +67,21 @@ class Sizes:
     agent_kills: int = 100
     fault_trials: int = 3
     apiserver_down: float = 10.0
+    kill_model: int = 384
+    """Side of the square test model the killed agent installs (384: ~600 KB)."""
+    fault_model: int = 256
+    """Side of the model installed through store faults (256: ~260 KB, 42 chunks)."""
 
 
 QUICK = Sizes(
-    nodes=40, operator_kills=3, rollouts=1, agent_kills=6, fault_trials=1, apiserver_down=3.0
+    nodes=40,
+    operator_kills=3,
+    rollouts=1,
+    agent_kills=6,
+    fault_trials=1,
+    apiserver_down=3.0,
+    kill_model=96,
+    fault_model=96,
 )
 
 
@@ -339,7 +350,7 @@ def agent_kills(
     outcome = Outcome("agent SIGKILL at random points of updates")
     work.mkdir(parents=True, exist_ok=True)
     store = ScratchStore(nginx.root)
-    versions = [publish(store, work, f"{i}.0", 384, 0.1 * i) for i in range(1, 4)]
+    versions = [publish(store, work, f"{i}.0", sizes.kill_model, 0.1 * i) for i in range(1, 4)]
     rng = random.Random(100)
     with agent(plane, kubectl, work / "kills") as process:
         for trial in range(sizes.agent_kills):
@@ -371,7 +382,7 @@ def store_faults(
 ) -> list[Outcome]:
     work.mkdir(parents=True, exist_ok=True)
     store = ScratchStore(nginx.root)
-    version = publish(store, work, "7.0", 256, 0.7)
+    version = publish(store, work, "7.0", sizes.fault_model, 0.7)
     outcomes = []
     for kind in KINDS:
         outcome = Outcome(f"store fault: {kind} (transient)")
@@ -392,17 +403,22 @@ def store_faults(
             outcome.corrupt += not ok
             outcome.note = f"{sum(v for k, v in proxy.injected.items() if ':' not in k)} injected"
         outcomes.append(outcome)
-    outcomes.append(persistent_flips(plane, kubectl, nginx, store, work))
+    outcomes.append(persistent_flips(plane, kubectl, nginx, store, work, sizes.fault_model))
     return outcomes
 
 
 def persistent_flips(
-    plane: ControlPlane, kubectl: Kubectl, nginx: Nginx, store: ScratchStore, work: Path
+    plane: ControlPlane,
+    kubectl: Kubectl,
+    nginx: Nginx,
+    store: ScratchStore,
+    work: Path,
+    size: int,
 ) -> Outcome:
     """Every response corrupted: the update is reported failed, the old model keeps serving."""
     outcome = Outcome("store fault: flip on every request", trials=1, attempted=1)
-    v1 = publish(store, work, "8.0", 256, 0.8)
-    v2 = publish(store, work, "9.0", 256, 0.9)
+    v1 = publish(store, work, "8.0", size, 0.8)
+    v2 = publish(store, work, "9.0", size, 0.9)
     trial_dir = work / "flip-always"
     with agent(plane, kubectl, trial_dir) as process:
         set_models(kubectl, process.node, [v1 | {"storeUrl": nginx.url}])

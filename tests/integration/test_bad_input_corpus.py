@@ -210,7 +210,8 @@ def test_operator_refuses_to_roll_out(
         key = f"{healthy.namespace}/{body['metadata']['name']}"
         assert corpus_inputs.entries(kubectl, key) == {}, "a refused deployment reached nodes"
     finally:
-        kubectl("delete", "mdep", body["metadata"]["name"], "-n", healthy.namespace, check=False)
+        name = body["metadata"]["name"]
+        kubectl("delete", "mdep", name, "-n", healthy.namespace, "--wait=false", check=False)
 
 
 def test_running_deployment_is_undisturbed(

@@ -81,8 +81,8 @@ generate: setup ## Render crds/, the chart's CRDs and docs/reference/crds.md fro
 ##@ Other
 
 .PHONY: bench
-bench: setup ## Benchmarks with figures (not part of test)
-	@for b in bench/*/run.py; do [ -f "$$b" ] && $(BIN)/python "$$b"; done
+bench: setup ## Benchmarks with figures, stops at the first failure (not part of test; docs/benchmarks.md)
+	@for b in bench/*/run.py; do echo "== $$b" >&2; $(BIN)/python "$$b" || exit 1; done
 
 .PHONY: clean
 clean: cluster-down ## Remove the venv and local state (the binary cache stays)

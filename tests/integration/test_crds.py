@@ -100,7 +100,7 @@ INVALID = [
     ),
     pytest.param(
         with_change("spec.nodeSelector.matchLabels", {"bad key!": "x"}),
-        ["spec.nodeSelector.matchLabels", "valid label key"],
+        ["spec.nodeSelector.matchLabels", "must be a label key such as edge"],
         id="selector-bad-key",
     ),
     pytest.param(
@@ -120,8 +120,36 @@ INVALID = [
     ),
     pytest.param(
         with_change("spec.updatePolicy.window.startTime", "25:00"),
-        ["spec.updatePolicy.window.startTime", "should match"],
+        ["spec.updatePolicy.window.startTime", "24-hour time HH:MM", 'got "25:00"'],
         id="bad-window-time",
+    ),
+    pytest.param(
+        with_change("spec.model.name", "Magika"),
+        ["spec.model.name", "must be lowercase letters, digits", "like resnet50-int8"],
+        id="model-name-uppercase",
+    ),
+    pytest.param(
+        with_change("spec.model.version", "1.0 beta"),
+        ["spec.model.version", "like 1.4.0", 'got "1.0 beta"'],
+        id="version-with-space",
+    ),
+    pytest.param(
+        with_change("spec.updatePolicy.delivery.maxBandwidth", "fast"),
+        ["spec.updatePolicy.delivery.maxBandwidth", "optional k, Ki, M, Mi, G or Gi suffix"],
+        id="bandwidth-in-words",
+    ),
+    pytest.param(
+        with_change("spec.strategy.steps.2.name", "Canary Two"),
+        ["spec.strategy.steps[2].name", "like canary"],
+        id="step-name-with-space",
+    ),
+    pytest.param(
+        with_change(
+            "spec.nodeSelector.matchExpressions",
+            [{"key": "bad key!", "operator": "Exists"}],
+        ),
+        ["spec.nodeSelector.matchExpressions[0].key", "must be a label key such as edge"],
+        id="selector-expression-bad-key",
     ),
     pytest.param(
         with_change("spec.updatePolicy.window.endTime", "00:00"),

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 GROUP = "edgerollout.dev"
 VERSION = "v1alpha1"
@@ -35,6 +37,57 @@ def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str
     if field_path:
         out["fieldPath"] = field_path
     return out
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """A string format said in words, so that a refusal says what is allowed, not a regex.
+
+    The same words reach users from both sides: `rule()` is the CEL rule for the CRD (used instead
+    of a bare `pattern`, which the apiserver reports as the regex) and `validator()` refuses the
+    same values in Python. The message gets the refused value appended:
+
+    >>> TextFormat(r"^[0-9]+$", "must be digits, like 42").message("4x2")
+    'must be digits, like 42; got "4x2"'
+    """
+
+    pattern: str
+    """Anchored regex, valid in both RE2 (CEL) and Python."""
+    words: str
+    """What is allowed, as `must be ...`, with an example."""
+    empty_ok: bool = False
+    """The empty string is allowed too (an optional field)."""
+
+    def matches(self, value: str) -> bool:
+        """True when `value` has the format."""
+        return (self.empty_ok and value == "") or re.fullmatch(self.pattern, value) is not None
+
+    def message(self, value: str) -> str:
+        """The refusal for `value`."""
+        return f'{self.words}; got "{value}"'
+
+    def rule(self) -> dict[str, str]:
+        """The CEL rule (with maxLength on the field, its cost stays within the budget)."""
+        match = f"self.matches(r'{self.pattern}')"
+        out = cel(f"self == '' || {match}" if self.empty_ok else match, self.words)
+        out["messageExpression"] = f"{_cel_string(self.words)} + '; got \"' + self + '\"'"
+        return out
+
+    def validator(self) -> AfterValidator:
+        """The pydantic validator refusing what `rule()` refuses, with the same message."""
+        return AfterValidator(self._check)
+
+    def _check(self, value: str) -> str:
+        if not self.matches(value):
+            raise PydanticCustomError(
+                "string_format", "{message}", {"message": self.message(value)}
+            )
+        return value
+
+
+def _cel_string(text: str) -> str:
+    """`text` as a double-quoted CEL string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def defaulted(factory: Callable[[], BaseModel]) -> Any:
@@ -71,18 +124,16 @@ class ApiModel(BaseModel):
     )
 
 
+DURATION = TextFormat(
+    DURATION_PATTERN,
+    "must be a duration like 30s, 10m or 1h30m (digits followed by ms, s, m or h; no sign, no"
+    " spaces)",
+)
+
 Duration = Annotated[
     str,
-    Field(
-        max_length=32,
-        json_schema_extra=x_validations(
-            cel(
-                f"self.matches(r'{DURATION_PATTERN}')",
-                "must be a duration like 30s, 10m or 1h30m (digits followed by ms, s, m or h;"
-                " no sign, no spaces)",
-            )
-        ),
-    ),
+    Field(max_length=32, json_schema_extra=x_validations(DURATION.rule())),
+    DURATION.validator(),
 ]
 
 IntOrPercent = Annotated[
@@ -107,12 +158,41 @@ LABEL_KEY_PATTERN = (
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+LABEL_KEY = TextFormat(
+    LABEL_KEY_PATTERN,
+    "must be a label key such as edge or example.com/tier: up to 63 letters, digits, '-', '_' or"
+    " '.', starting and ending with a letter or digit, after an optional lowercase DNS prefix"
+    " and '/'",
+)
+LABEL_VALUE = TextFormat(
+    LABEL_VALUE_PATTERN,
+    "must be a label value such as canary: up to 63 letters, digits, '-', '_' or '.', starting"
+    " and ending with a letter or digit (or empty)",
+)
+SHA256_DIGEST = TextFormat(r"^sha256:[0-9a-f]{64}$", "must be sha256:<64 lowercase hex digits>")
+CONDITION_REASON = TextFormat(
+    r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+    "must be a CamelCase word like ReleaseNotFound: a letter, then letters, digits, '_', ',' or"
+    " ':', not ending in ',' or ':'",
+)
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """What the CRD's matchLabels rules refuse, refused in Python with the same words."""
+    for key, value in labels.items():
+        for what, fmt, text in (("key", LABEL_KEY, key), ("value", LABEL_VALUE, value)):
+            if not fmt.matches(text):
+                message = f"every matchLabels {what} {fmt.message(text)}"
+                raise PydanticCustomError("string_format", "{message}", {"message": message})
+    return labels
 
 
 class LabelSelectorRequirement(ApiModel):
     """One label requirement, as in metav1.LabelSelectorRequirement."""
 
-    key: str = Field(max_length=317, pattern=LABEL_KEY_PATTERN)
+    key: Annotated[str, LABEL_KEY.validator()] = Field(
+        max_length=317, json_schema_extra=x_validations(LABEL_KEY.rule())
+    )
     """The label key, e.g. `feature.node.kubernetes.io/cpu-cpuid.AVX2`."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     """How the key relates to the values: In, NotIn, Exists or DoesNotExist."""
@@ -134,19 +214,19 @@ class LabelSelectorRequirement(ApiModel):
 class LabelSelector(ApiModel):
     """Selects objects by their labels, as metav1.LabelSelector; empty selects everything."""
 
-    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+    match_labels: Annotated[
+        dict[str, Annotated[str, Field(max_length=63)]], AfterValidator(_check_labels)
+    ] = Field(
         default_factory=dict,
         max_length=64,
         json_schema_extra=x_validations(
             cel(
                 f"self.all(k, k.matches(r'{LABEL_KEY_PATTERN}'))",
-                "every matchLabels key must be a valid label key such as 'edge' or"
-                " 'example.com/tier' (alphanumerics, '-', '_', '.', one optional prefix/)",
+                f"every matchLabels key {LABEL_KEY.words}",
             ),
             cel(
                 f"self.all(k, self[k].matches(r'{LABEL_VALUE_PATTERN}'))",
-                "every matchLabels value must be a valid label value: at most 63 alphanumerics,"
-                " '-', '_' or '.', starting and ending with an alphanumeric",
+                f"every matchLabels value {LABEL_VALUE.words}",
             ),
         ),
     )
@@ -169,7 +249,9 @@ class Condition(ApiModel):
     """The metadata.generation this condition was computed from."""
     last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
     """When status last changed (RFC 3339)."""
-    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    reason: Annotated[str, CONDITION_REASON.validator()] = Field(
+        max_length=1024, json_schema_extra=x_validations(CONDITION_REASON.rule())
+    )
     """A CamelCase word for programs: why the condition is in this state."""
     message: str = Field(default="", max_length=32768)
     """A sentence for people: what happened and what to do."""

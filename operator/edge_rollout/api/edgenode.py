@@ -7,12 +7,28 @@ only, so each field has one writer and the object count stays O(nodes).
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import replace
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from edge_rollout.api.common import CONDITIONS_LIST, ApiModel, Condition, defaulted
+from edge_rollout.api.common import (
+    CONDITIONS_LIST,
+    SHA256_DIGEST,
+    ApiModel,
+    Condition,
+    TextFormat,
+    defaulted,
+    x_validations,
+)
 from edge_rollout.api.modeldeployment import AcceleratorClass, Delivery, Window
+
+ENTRY_KEY = TextFormat(
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    "must be <namespace>/<modeldeployment>, like fleet/classifier: two names of lowercase"
+    " letters, digits, '-' or '.', each starting and ending with a letter or digit",
+)
+MANIFEST_DIGEST = replace(SHA256_DIGEST, words=SHA256_DIGEST.words + " (or empty)", empty_ok=True)
 
 ModelPhase = Literal[
     "Pending", "Downloading", "Verifying", "Loading", "Testing", "Ready", "Failed", "RolledBack"
@@ -22,8 +38,8 @@ ModelPhase = Literal[
 class DesiredModel(ApiModel):
     """One model the operator wants on this node."""
 
-    name: str = Field(
-        max_length=317, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    name: Annotated[str, ENTRY_KEY.validator()] = Field(
+        max_length=317, json_schema_extra=x_validations(ENTRY_KEY.rule())
     )
     """Key of the entry: `<namespace>/<modeldeployment>`."""
     model: str = Field(max_length=63)
@@ -32,7 +48,9 @@ class DesiredModel(ApiModel):
     """Release version to run."""
     variant: str = Field(max_length=63)
     """Variant of the release chosen for this node."""
-    manifest_digest: str = Field(default="", max_length=71, pattern=r"^$|^sha256:[0-9a-f]{64}$")
+    manifest_digest: Annotated[str, MANIFEST_DIGEST.validator()] = Field(
+        default="", max_length=71, json_schema_extra=x_validations(MANIFEST_DIGEST.rule())
+    )
     """`sha256:<hex>` of the variant's manifest, as listed in the signed release index."""
     store_url: str = Field(max_length=2048)
     """Base URL of the store."""

@@ -11,16 +11,22 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from edge_rollout.api.common import ApiModel
+from edge_rollout.api.common import ApiModel, TextFormat
 
 MANIFEST_FORMAT = "edgerollout.dev/manifest/v1"
 HEX_DIGEST_PATTERN = r"^[0-9a-f]{64}$"
 
-HexDigest = Annotated[str, Field(pattern=HEX_DIGEST_PATTERN, min_length=64, max_length=64)]
+HEX_DIGEST = TextFormat(HEX_DIGEST_PATTERN, "must be 64 lowercase hex digits (a sha256)")
+HexDigest = Annotated[str, HEX_DIGEST.validator()]
 """A bare sha256 in lower-case hex: the only thing ever used to build an object path."""
 
 FILE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$"
 """A file name inside the variant directory: no `/`, no leading dot, so never `..`."""
+FILE_PATH = TextFormat(
+    FILE_PATH_PATTERN,
+    "must be a plain file name like model.onnx: up to 201 letters, digits, '_', '.' or '-', not"
+    " starting with '.' or '-' (no '/')",
+)
 
 DeltaEncoding = Literal["sub-zigzag-planes", "xor-planes", "sparse-sub-planes"]
 """How a tensor delta was made from the base tensor's raw values (see docs/store-format.md)."""
@@ -93,7 +99,7 @@ class TensorRange(ApiModel):
 class FileEntry(ApiModel):
     """One file of the variant: the model itself, or an external-data file next to it."""
 
-    path: str = Field(pattern=FILE_PATH_PATTERN)
+    path: Annotated[str, FILE_PATH.validator()]
     """File name in the model directory (`model.onnx`, `weights.bin`)."""
     size: int = Field(ge=0)
     """Size in bytes."""

@@ -18,13 +18,54 @@ from edge_rollout.api.common import (
     Duration,
     IntOrPercent,
     LabelSelector,
+    TextFormat,
     cel,
     defaulted,
     x_validations,
 )
 
-Name = Annotated[
-    str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$")
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$"
+NAME_WORDS = (
+    "must be lowercase letters, digits, '-', '.' or '_', starting and ending with a letter or digit"
+)
+
+
+def name_format(example: str) -> TextFormat:
+    """The format of model, variant and step names, with an example fitting the field."""
+    return TextFormat(NAME_PATTERN, f"{NAME_WORDS}, like {example}")
+
+
+MODEL_NAME = name_format("resnet50-int8")
+VARIANT_NAME = name_format("int8-cpu")
+STEP_NAME = name_format("canary")
+VERSION = TextFormat(
+    r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
+    "must be a letter or digit followed by letters, digits, '.', '_', '+' or '-' (no spaces or"
+    " '/'), like 1.4.0 or 2.0.0-rc.1",
+)
+CLOCK_TIME = TextFormat(
+    r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+    "must be a 24-hour time HH:MM from 00:00 to 23:59, like 02:30",
+)
+BANDWIDTH = TextFormat(
+    r"^[0-9]+(k|Ki|M|Mi|G|Gi)?$",
+    "must be bytes per second: a whole number with an optional k, Ki, M, Mi, G or Gi suffix, like"
+    " 2Mi or 500k (empty for no cap)",
+    empty_ok=True,
+)
+
+
+def _named(fmt: TextFormat) -> object:
+    """The Annotated metadata of a name field: its length limits and format."""
+    return Field(min_length=1, max_length=63, json_schema_extra=x_validations(fmt.rule()))
+
+
+VariantName = Annotated[str, _named(VARIANT_NAME), VARIANT_NAME.validator()]
+StepName = Annotated[str, _named(STEP_NAME), STEP_NAME.validator()]
+ClockTime = Annotated[
+    str,
+    Field(max_length=5, json_schema_extra=x_validations(CLOCK_TIME.rule())),
+    CLOCK_TIME.validator(),
 ]
 Precision = Literal["fp32", "fp16", "int8"]
 AcceleratorClass = Literal["npu", "gpu", "cpu"]
@@ -53,17 +94,22 @@ class StoreRef(ApiModel):
 class ModelRef(ApiModel):
     """The model and the release of it to run."""
 
-    name: Name = Field(
+    name: Annotated[str, MODEL_NAME.validator()] = Field(
+        min_length=1,
+        max_length=63,
         json_schema_extra=x_validations(
+            MODEL_NAME.rule(),
             cel(
                 "self == oldSelf",
                 "model.name cannot change after creation: create a new ModelDeployment"
                 " for another model",
-            )
-        )
+            ),
+        ),
     )
     """Model name in the store (`models/<name>/…`). Immutable."""
-    version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+    version: Annotated[str, VERSION.validator()] = Field(
+        min_length=1, max_length=128, json_schema_extra=x_validations(VERSION.rule())
+    )
     """Release version to roll out, e.g. `1.4.0`. Changing it starts a rollout."""
     store: StoreRef
     """The store that serves the release."""
@@ -74,7 +120,7 @@ class VariantPin(ApiModel):
 
     node_selector: LabelSelector
     """Nodes the pin applies to."""
-    variant: Name
+    variant: VariantName
     """Variant name from the release index, e.g. `int8-cpu`."""
 
 
@@ -97,7 +143,7 @@ class SelectionPolicy(ApiModel):
     """Share of a node's memory kept free when fitting models."""
     pins: list[VariantPin] = Field(default_factory=list, max_length=32)
     """Variants forced on nodes by label; the first matching pin wins."""
-    allowed_variants: list[Name] = Field(
+    allowed_variants: list[VariantName] = Field(
         default_factory=list,
         max_length=32,
         json_schema_extra={"x-kubernetes-list-type": "set"},
@@ -115,7 +161,7 @@ class Pause(ApiModel):
 class Step(ApiModel):
     """One rollout step; exactly one of setNodePercent, setNodeCount or pause."""
 
-    name: Name | None = None
+    name: StepName | None = None
     """Optional name shown in status and events; unique within the steps."""
     set_node_percent: int | None = Field(default=None, ge=0, le=100)
     """Bring the new version to this percentage of the selected nodes (0 to 100)."""
@@ -218,9 +264,9 @@ class Window(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     """Days the window opens; empty means every day."""
-    start_time: str = Field(max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    start_time: ClockTime
     """Opening time, `HH:MM` (24 h)."""
-    end_time: str = Field(max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    end_time: ClockTime
     """Closing time, `HH:MM`; earlier than startTime means the window spans midnight."""
     time_zone: str = Field(default="", max_length=64)
     """IANA zone such as `Europe/Berlin`; empty means the node's local zone."""
@@ -243,7 +289,9 @@ class Delivery(ApiModel):
     Off."""
     metered: Literal["Wait", "DeltaOnly", "Allow"] = "Wait"
     """On a metered link: Wait for an unmetered one, fetch DeltaOnly, or Allow everything."""
-    max_bandwidth: str = Field(default="", pattern=r"^$|^[0-9]+(k|Ki|M|Mi|G|Gi)?$", max_length=16)
+    max_bandwidth: Annotated[str, BANDWIDTH.validator()] = Field(
+        default="", max_length=16, json_schema_extra=x_validations(BANDWIDTH.rule())
+    )
     """Cap on download speed per node in bytes per second, e.g. `2Mi`; empty means no cap."""
 
     model_config = ConfigDict(

@@ -7,14 +7,16 @@ manifests). Pure data, no I/O.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from dataclasses import replace
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
-from edge_rollout.api.common import ApiModel
-from edge_rollout.api.modeldeployment import AcceleratorClass, Precision
+from edge_rollout.api.common import SHA256_DIGEST, ApiModel
+from edge_rollout.api.modeldeployment import VARIANT_NAME, AcceleratorClass, Precision
 
 STORE_FORMAT: Final = "edgerollout.dev/store/v1"
+FILE_DIGEST = replace(SHA256_DIGEST, words=SHA256_DIGEST.words + " (or empty)", empty_ok=True)
 
 
 class Requirements(ApiModel):
@@ -66,11 +68,11 @@ class Measurements(ApiModel):
 class VariantEntry(ApiModel):
     """One variant of the release."""
 
-    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$")
+    name: Annotated[str, VARIANT_NAME.validator()] = Field(min_length=1, max_length=63)
     """Variant name, e.g. `int8`, `fp16-gpu`."""
     precision: Precision
     """fp32, fp16 or int8."""
-    manifest_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    manifest_digest: Annotated[str, SHA256_DIGEST.validator()]
     """`sha256:<hex>` of the variant's manifest file: the signature covers it through this."""
     requirements: Requirements = Field(default_factory=Requirements)
     """What a node needs."""
@@ -78,7 +80,7 @@ class VariantEntry(ApiModel):
     """What was measured."""
     manifest_size: int = Field(default=0, ge=0)
     """Stored (compressed) size of the manifest object, for download accounting."""
-    file_digest: str = Field(default="", pattern=r"^$|^sha256:[0-9a-f]{64}$")
+    file_digest: Annotated[str, FILE_DIGEST.validator()] = ""
     """`sha256:<hex>` of the assembled model file (also in the manifest)."""
     download_bytes: int = Field(default=0, ge=0)
     """Stored bytes of all chunks: what a node without any earlier version downloads."""

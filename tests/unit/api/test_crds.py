@@ -89,3 +89,16 @@ def test_examples_parse_as_api_models(path: Any) -> None:
     for document in yaml.safe_load_all(path.read_text()):
         if document and document.get("kind") == "ModelDeployment":
             ModelDeployment.model_validate(document)
+
+
+@pytest.mark.parametrize("crd", crds.render_crds(), ids=lambda c: c["spec"]["names"]["kind"])
+def test_no_field_is_refused_with_a_bare_regex(crd: dict[str, Any]) -> None:
+    """kube-apiserver reports a failed `pattern` as the regex itself: formats are CEL rules with
+    words instead, and every rule says what to fix."""
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in walk(schema):
+        if path.endswith(".properties"):
+            continue
+        assert "pattern" not in node, f"{path} has a bare pattern: use a TextFormat"
+        for rule in node.get("x-kubernetes-validations", []):
+            assert rule.get("message"), f"{path}: {rule['rule']} has no message"

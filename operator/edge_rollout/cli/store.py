@@ -5,7 +5,8 @@ every variant file, and checks every delta and manifest delta; it prints one lin
 exits 1 if any. Over http(s) there is no listing, so it takes the releases to check
 (`--release MODEL@VERSION`, repeatable) and follows each one's `previousVersion`. `gc` removes
 from a directory store what no published release references; `sign` adds the manifest signatures
-and manifest deltas that releases published before them lack. Must not modify the store otherwise.
+and manifest deltas that releases published before them lack (and, with `--index`, the signature
+of an index the user vouches for). Must not modify the store otherwise.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     s.add_argument("store", type=Path, help="store directory")
     s.add_argument("--key", required=True, type=Path, help="the private key the releases use")
+    s.add_argument(
+        "--index",
+        action="append",
+        default=[],
+        metavar="MODEL@VERSION",
+        help="also sign this release's index.json when its index.json.sig is missing: only for"
+        " an index you trust, e.g. one a sync copied without its signature (repeatable)",
+    )
     s.set_defaults(handler=run_sign)
 
 
@@ -176,6 +185,14 @@ def run_sign(args: argparse.Namespace) -> int:
     key = keys.load_private_key(args.key)
     reader = StoreReader(FileTransport(args.store), key.public_key())
     store = DirectoryStore(args.store)
+    for ref in args.index:
+        model, _, version = ref.partition("@")
+        try:
+            if store.sign_index(model, version, key):
+                print(f"signed the index of {model}@{version}")
+        except StoreError as exc:
+            print(f"error: {exc}")
+            return 1
     done = 0
     for model, version in releases(args.store):
         try:

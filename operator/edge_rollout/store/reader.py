@@ -86,7 +86,7 @@ class StoreReader:
                 "Set spec.model.store.publicKey (the key `edge-rollout keygen` printed)",
             )
         data = self.transport.get(path)
-        sig = self.transport.get(path + ".sig")
+        sig = self._index_signature(model, version, path)
         if not keys.verify(self.public_key, data, sig):
             raise VerificationError(
                 self._where(path),
@@ -104,6 +104,20 @@ class StoreReader:
                 "The index was copied to the wrong place; republish this version",
             )
         return release
+
+    def _index_signature(self, model: str, version: str, path: str) -> bytes:
+        """`index.json.sig`; a missing one is a signature failure, not a missing release."""
+        try:
+            return self.transport.get(path + ".sig")
+        except NotFoundError as exc:
+            raise VerificationError(
+                self._where(path + ".sig"),
+                "signature",
+                "the index has no detached signature (index.json.sig is missing)",
+                "Copy index.json.sig from the store you published to (a sync may have skipped"
+                " it), or, if you trust this index.json, sign it: `edge-rollout store sign STORE"
+                f" --key KEY --index {model}@{version}`",
+            ) from exc
 
     def fetch_manifest(self, digest: str, held: Manifest | None = None) -> Manifest:
         """The manifest whose plain JSON has sha256 `digest` (`sha256:<hex>` or bare hex).

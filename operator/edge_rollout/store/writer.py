@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pydantic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_rollout.api.manifest import ChunkRef, Manifest
@@ -113,6 +114,44 @@ class DirectoryStore:
         path = self.root / codec.signature_path(hex_digest)
         if not (path.exists() and keys.verify(key.public_key(), data, path.read_bytes())):
             _write_atomic(path, keys.sign(key, data))
+
+    def sign_index(self, model: str, version: str, key: Ed25519PrivateKey) -> bool:
+        """Write the missing `index.json.sig` of a release the user vouches for; False when a
+        signature by this key is already there. Never replaces a signature that fails."""
+        path = self.root / index_path(model, version)
+        sig = path.with_name("index.json.sig")
+        data = self._index_to_sign(path, model, version)
+        if sig.exists():
+            if keys.verify(key.public_key(), data, sig.read_bytes()):
+                return False
+            raise StoreError(
+                str(sig),
+                "signature",
+                "index.json.sig is there but is not a signature of index.json by this key",
+                "Check --key; if it is right, the index was altered: republish under a new version",
+            )
+        _write_atomic(sig, keys.sign(key, data))
+        return True
+
+    def _index_to_sign(self, path: Path, model: str, version: str) -> bytes:
+        try:
+            data = path.read_bytes()
+            release = Release.model_validate_json(data)
+        except (OSError, pydantic.ValidationError) as exc:
+            raise StoreError(
+                str(path),
+                "index",
+                f"no readable release index for {model}@{version} ({exc.__class__.__name__})",
+                "Check MODEL@VERSION against `ls STORE/models/*/`; republish a broken index",
+            ) from exc
+        if (release.model, release.version) != (model, version):
+            raise StoreError(
+                str(path),
+                "identity",
+                f"the index is for {release.model}@{release.version}",
+                "The index was copied to the wrong place; republish this version",
+            )
+        return data
 
     def put_manifest_delta(self, digest: str, base: str) -> int | None:
         """Store manifest `digest` as a zstd frame against manifest `base` when that is smaller

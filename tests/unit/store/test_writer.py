@@ -116,3 +116,34 @@ def test_store_sign_adds_the_signatures_and_manifest_deltas_older_releases_lack(
     assert args.handler(args) == 0
     assert reader.fetch_variant(release, "fp32")[1].version == "2"
     assert [p for p in tmp_path.rglob("manifest-deltas/*/*/*") if p.is_file()]
+
+
+def test_a_missing_index_signature_is_reported_as_such_and_store_sign_index_restores_it(
+    tmp_path: Path,
+) -> None:
+    key = new_key()
+    publish_files(tmp_path, key, "m", "1", {"fp32": {"model.onnx": (DATA, [])}})
+    (tmp_path / "models/m/1/index.json.sig").unlink()
+    reader = StoreReader(FileTransport(tmp_path), key.public_key())
+    with pytest.raises(StoreError) as err:
+        reader.fetch_release("m", "1")
+    assert err.value.check == "signature"
+    assert "no detached signature" in str(err.value)
+    assert "store sign STORE --key KEY --index m@1" in str(err.value)
+    key_file = tmp_path / "release.key"
+    key_file.write_bytes(keys.private_key_pem(key))
+    argv = ["store", "sign", str(tmp_path), "--key", str(key_file), "--index", "m@1"]
+    args = build_parser().parse_args(argv)
+    assert args.handler(args) == 0
+    assert reader.fetch_release("m", "1").version == "1"
+
+
+def test_store_sign_index_never_replaces_a_signature_that_fails(tmp_path: Path) -> None:
+    key = new_key()
+    publish_files(tmp_path, key, "m", "1", {"fp32": {"model.onnx": (DATA, [])}})
+    index = tmp_path / "models/m/1/index.json"
+    index.write_bytes(index.read_bytes().replace(b'"fp32"', b'"fp32" '))
+    sig = (tmp_path / "models/m/1/index.json.sig").read_bytes()
+    with pytest.raises(StoreError, match="republish under a new version"):
+        DirectoryStore(tmp_path).sign_index("m", "1", key)
+    assert (tmp_path / "models/m/1/index.json.sig").read_bytes() == sig

@@ -5,6 +5,7 @@ Runs the real command line as a user would (a subprocess), on real files.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ small_model = store_fixtures.small_model
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edge_rollout.cli.main", *argv],
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "COLUMNS": "400"})  # fmt: skip  (no wrapping)
 
 
 @pytest.fixture
@@ -82,6 +84,13 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path: Path, key: Path) -> None:
     assert "model.onnx" in result.stderr
     assert "ONNX" in result.stderr
     assert visible_releases(tmp_path / "store") == []
+
+
+def test_a_model_path_that_does_not_exist_is_refused_as_missing(tmp_path: Path, key: Path) -> None:
+    result = publish(tmp_path / "nowhere.onnx", tmp_path / "store", key)
+    assert result.returncode != 0
+    assert "nowhere.onnx: does not exist; check the path" in result.stderr
+    assert "not an ONNX file" not in result.stderr
 
 
 def test_a_model_onnxruntime_cannot_load_is_refused(tmp_path: Path, key: Path) -> None:

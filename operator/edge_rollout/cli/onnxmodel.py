@@ -31,6 +31,9 @@ class ExternalFile:
 
 def load(path: Path) -> onnx.ModelProto:
     """The model at `path` without its external data, checked; `ModelError` if it is not ONNX."""
+    if not path.is_file():
+        what = "is a directory, not a model file" if path.is_dir() else "does not exist"
+        raise ModelError(f"{path}: {what}; check the path to the FP32 .onnx model")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError and others

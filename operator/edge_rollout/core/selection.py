@@ -99,9 +99,8 @@ def select_variant(
         else:
             rejections.append(rejection)
     if not fitting:
-        return Choice(
-            node.name, None, "NoVariantFits", _none_fits_message(rejections), tuple(rejections)
-        )
+        reason, message = _none_fits(release, policy, pinned, rejections)
+        return Choice(node.name, None, reason, message, tuple(rejections))
     ranked = sorted(fitting, key=lambda v: _score(v, node.hardware, policy))
     best, *rest = ranked
     rejections.extend(Rejection(v.name, "Outranked", _outranked(v, best, policy)) for v in rest)
@@ -279,9 +278,35 @@ def _facts(variant: VariantEntry) -> str:
     )
 
 
-def _none_fits_message(rejections: list[Rejection]) -> str:
+def _none_fits(
+    release: Release, policy: SelectionPolicy, pinned: str | None, rejections: list[Rejection]
+) -> tuple[str, str]:
+    """Why nothing fits: a pin or allowedVariants naming variants the release lacks is a
+    mistake in the spec, said as such (every variant is then rejected NotPinned or NotAllowed,
+    which alone would not say what to fix); otherwise the rejections' reasons.
+    """
+    names = sorted(v.name for v in release.variants)
+    has = f"it has {', '.join(names)}" if names else "it has no variants"
+    if pinned is not None and pinned not in names:
+        return (
+            "PinnedVariantNotInRelease",
+            f"spec.selection.pins pins this node to variant {pinned}, which release"
+            f" {release.model}@{release.version} does not have ({has}): set the pin's variant to"
+            " one of those or remove the pin",
+        )
+    allowed = sorted(set(policy.allowed_variants))
+    if allowed and not set(allowed) & set(names):
+        return (
+            "AllowedVariantsNotInRelease",
+            f"spec.selection.allowedVariants ({', '.join(allowed)}) names no variant of release"
+            f" {release.model}@{release.version} ({has}): list variants it has, or remove"
+            " allowedVariants to allow them all",
+        )
     reasons = sorted({r.reason for r in rejections})
-    return f"no variant fits this node ({', '.join(reasons)}); see the reasons per variant"
+    return (
+        "NoVariantFits",
+        f"no variant fits this node ({', '.join(reasons)}); see the reasons per variant",
+    )
 
 
 def _mib(value: int) -> str:

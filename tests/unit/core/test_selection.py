@@ -178,3 +178,27 @@ def test_an_unmeasured_variant_cannot_meet_min_agreement() -> None:
     choice = selection.select_variant(facts("npu"), unmeasured_npu_release(), policy, None)
     assert choice.variant == "fp32"
     assert {r.variant: r.reason for r in choice.rejections}["int8-hailo"] == "NotMeasured"
+
+
+def test_a_pin_to_a_variant_the_release_lacks_says_so_and_names_the_variants() -> None:
+    pin = VariantPin(node_selector=LabelSelector(), variant="int4")
+    choice = choose(facts("cpu"), SelectionPolicy(pins=[pin]))
+    assert (choice.variant, choice.reason) == (None, "PinnedVariantNotInRelease")
+    assert "pins this node to variant int4, which release" in choice.message
+    assert "it has fp16, fp32, int8, int8-npu" in choice.message
+    assert "set the pin's variant to one of those or remove the pin" in choice.message
+    assert {r.variant for r in choice.rejections} == {"fp16", "fp32", "int8", "int8-npu"}
+
+
+def test_allowed_variants_the_release_lacks_say_so_and_name_the_variants() -> None:
+    choice = choose(facts("cpu"), SelectionPolicy(allowed_variants=["int4", "int2"]))
+    assert (choice.variant, choice.reason) == (None, "AllowedVariantsNotInRelease")
+    assert "allowedVariants (int2, int4) names no variant of release" in choice.message
+    assert "it has fp16, fp32, int8, int8-npu" in choice.message
+
+
+def test_a_pin_to_a_variant_the_release_has_that_does_not_fit_is_still_no_variant_fits() -> None:
+    pin = VariantPin(node_selector=LabelSelector(), variant="int8-npu")
+    choice = choose(facts("cpu"), SelectionPolicy(pins=[pin]))
+    assert (choice.variant, choice.reason) == (None, "NoVariantFits")
+    assert "NoExecutionProvider" in choice.message

@@ -124,3 +124,22 @@ def test_republishing_a_version_with_other_content_is_refused_and_changes_nothin
     assert "new version" in result.stderr
     assert index.read_bytes() == before
     assert visible_releases(store) == ["1.0.0"]
+
+
+def test_a_known_conflict_is_refused_before_building_and_the_same_model_republishes(
+    tmp_path: Path, key: Path, small_model: Path
+) -> None:
+    store = tmp_path / "store"
+    assert publish(small_model, store, key).returncode == 0
+    objects = sorted(p for p in store.rglob("*") if p.is_file())
+    other = store_fixtures.build_mlp(tmp_path / "other.onnx", seed=5)
+    result = publish(other, store, key)
+    assert result.returncode != 0
+    assert "is already published from another model file" in result.stderr
+    assert sorted(p for p in store.rglob("*") if p.is_file()) == objects, "built before refusing"
+    more = publish(small_model, store, key, "1.0.0", "--variants", "fp32,int8")
+    assert more.returncode != 0
+    assert "is already published with variants fp32" in more.stderr
+    again = publish(small_model, store, key)
+    assert again.returncode == 0, again.stderr
+    assert "already published with the same content" in again.stdout + again.stderr

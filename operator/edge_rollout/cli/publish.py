@@ -29,7 +29,7 @@ from edge_rollout.api.release import Measurements, Release, Requirements, Varian
 from edge_rollout.cli import building, measuring, onnxmodel, packing
 from edge_rollout.store import assembly, codec, keys
 from edge_rollout.store.errors import StoreError
-from edge_rollout.store.reader import StoreReader
+from edge_rollout.store.reader import StoreReader, index_path
 from edge_rollout.store.transport import FileTransport
 from edge_rollout.store.writer import DirectoryStore
 
@@ -113,6 +113,7 @@ def publish(args: argparse.Namespace) -> Release:
     store.check_writable()
     key = keys.load_private_key(args.key)
     model = onnxmodel.load(args.model)
+    _refuse_known_conflict(store, args, {"fp32", *names, *(e.name for e in extras)})
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization logs advice at WARNING
     with tempfile.TemporaryDirectory() as tmp:
         built = building.build_variants(args, model, names, extras, Path(tmp))
@@ -128,6 +129,31 @@ def publish(args: argparse.Namespace) -> Release:
     if not store.publish(release, key):
         console.print(f"{args.name}@{args.version} was already published with the same content")
     return release
+
+
+def _refuse_known_conflict(
+    store: DirectoryStore, args: argparse.Namespace, wanted: set[str]
+) -> None:
+    """Before building anything: refuse a version already published from another model file (its
+    fp32 variant is the model as given) or with other variants. Same file and variants go on, as
+    republishing identical content is a no-op; other differences are caught by `store.publish`."""
+    existing = store.published(args.name, args.version)
+    if existing is None:
+        return
+    fp32 = existing.variant("fp32")
+    digest = f"sha256:{codec.sha256_hex(args.model.read_bytes())}"
+    if fp32 is not None and fp32.file_digest not in ("", digest):
+        found = f"from another model file (its fp32 file is not {args.model.name})"
+    elif {v.name for v in existing.variants} != wanted:
+        found = f"with variants {', '.join(sorted(v.name for v in existing.variants))}"
+    else:
+        return
+    raise StoreError(
+        str(store.root / index_path(args.name, args.version)),
+        "immutable",
+        f"{args.name}@{args.version} is already published {found}",
+        "Publish under a new version; published versions never change",
+    )
 
 
 def _base_release(store: DirectoryStore, key: Any, args: argparse.Namespace) -> Release | None:

@@ -34,8 +34,17 @@ def evaluate(abort: Abort, outcomes: Sequence[NodeOutcome]) -> str | None:
     """
     finished = [o for o in outcomes if o.state in ("updated", "failed")]
     failures = [failure_type(o) for o in finished if o.state == "failed"]
+    return evaluate_counts(abort, len(finished), failures)
+
+
+def evaluate_counts(abort: Abort, finished: int, failures: list[str]) -> str | None:
+    """`evaluate` from the number of finished nodes and the failure type of each failed one.
+
+    >>> evaluate_counts(Abort(criteria=[AbortCriterion(threshold_percentage=50)]), 2, ["Failed"])
+    '1 of 2 finished nodes failed or timed out (50%), at or above the abort threshold of 50%'
+    """
     for criterion in abort.criteria:
-        verdict = _check(criterion, len(finished), failures)
+        verdict = _check(criterion, finished, failures)
         if verdict:
             return verdict
     return None

@@ -8,9 +8,10 @@ of the transitions since the previous status.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from typing import TYPE_CHECKING, Literal
 
 from edge_rollout.api.common import Condition
@@ -92,7 +93,7 @@ def refresh_entry(deployment: Deployment, desired: DesiredModel) -> DesiredModel
 
 def with_fields(desired: DesiredModel, fields: Mapping[str, object]) -> DesiredModel:
     """`desired` with `fields` set; the same object when they already have those values."""
-    if all(getattr(desired, name) == value for name, value in fields.items()):
+    if tuple(map(getattr, repeat(desired), fields)) == tuple(fields.values()):
         return desired
     return desired.model_copy(update=fields)
 
@@ -116,16 +117,16 @@ def summarize(
     target: str,
     progress: steps.StepProgress,
     verdict: str | None,
-    outcomes: Sequence[NodeOutcome],
+    tally: Tally,
     now: datetime,
 ) -> tuple[ModelDeploymentStatus, tuple[Event, ...]]:
     """The next status, and the events for what changed since the previous one.
 
-    `verdict` is why the rollout is aborted (None while it is not).
+    `verdict` is why the rollout is aborted (None while it is not); `tally` counts the outcomes
+    of the selected nodes.
     """
     previous = deployment.status
     aborted = verdict is not None
-    tally = _tally(outcomes, target)
     states = tally.states
     done = (
         not aborted
@@ -147,9 +148,7 @@ def summarize(
             "bytes_fetched": tally.fetched,
             "bytes_reused": tally.reused,
             "worst_nodes": _worst(tally.bad),
-            "message": _message(
-                deployment, stable, verdict, target, progress, states, len(outcomes)
-            ),
+            "message": _message(deployment, stable, verdict, target, progress, states, tally.total),
         }
     )
     status = status.model_copy(update={"conditions": _conditions(status, deployment, now)})
@@ -169,10 +168,12 @@ def _phase(
     return "Progressing"
 
 
-@dataclass
-class _Tally:
-    """The outcomes counted in one pass."""
+@dataclass(frozen=True)
+class Tally:
+    """Outcomes counted: by state, and for the target version by variant and bytes. Tallies add
+    and subtract, so a plan can count only the nodes whose outcome changed."""
 
+    target: str
     states: Counter[str]
     applied: int
     """Nodes whose entry asks for the target version."""
@@ -180,11 +181,44 @@ class _Tally:
     """Nodes asked for the target, by variant."""
     fetched: int
     reused: int
-    bad: list[NodeOutcome]
+    bad: tuple[NodeOutcome, ...]
     """Failed and unschedulable nodes."""
 
+    @property
+    def total(self) -> int:
+        return sum(self.states.values())
 
-def _tally(outcomes: Sequence[NodeOutcome], target: str) -> _Tally:
+    def plus(self, outcomes: Iterable[NodeOutcome]) -> Tally:
+        more = tally(outcomes, self.target)
+        return Tally(
+            self.target,
+            self.states + more.states,
+            self.applied + more.applied,
+            self.variants + more.variants,
+            self.fetched + more.fetched,
+            self.reused + more.reused,
+            (*self.bad, *more.bad),
+        )
+
+    def minus(self, outcomes: Iterable[NodeOutcome]) -> Tally:
+        """Without `outcomes`, which were counted."""
+        less = tally(outcomes, self.target)
+        return Tally(
+            self.target,
+            self.states - less.states,
+            self.applied - less.applied,
+            self.variants - less.variants,
+            self.fetched - less.fetched,
+            self.reused - less.reused,
+            _without(self.bad, less.bad),
+        )
+
+
+BAD: tuple[NodeState, ...] = ("failed", "unschedulable")
+
+
+def tally(outcomes: Iterable[NodeOutcome], target: str) -> Tally:
+    """The outcomes counted in one pass."""
     states: Counter[str] = Counter()
     variants: Counter[str] = Counter()
     applied = fetched = reused = 0
@@ -198,12 +232,28 @@ def _tally(outcomes: Sequence[NodeOutcome], target: str) -> _Tally:
         if reported is not None and reported.version == target:
             fetched += reported.bytes_fetched
             reused += reported.bytes_reused
-        if o.state in ("failed", "unschedulable"):
+        if o.state in BAD:
             bad.append(o)
-    return _Tally(states, applied, variants, fetched, reused, bad)
+    return Tally(target, states, applied, variants, fetched, reused, tuple(bad))
 
 
-def _counts(tally: _Tally) -> PhaseCounts:
+def _without(
+    bad: tuple[NodeOutcome, ...], gone: tuple[NodeOutcome, ...]
+) -> tuple[NodeOutcome, ...]:
+    """`bad` less one occurrence of each of `gone` (the same objects)."""
+    if not gone:
+        return bad
+    left = Counter(map(id, gone))
+    kept = []
+    for o in bad:
+        if left[id(o)] > 0:
+            left[id(o)] -= 1
+        else:
+            kept.append(o)
+    return tuple(kept)
+
+
+def _counts(tally: Tally) -> PhaseCounts:
     states = tally.states
     targeted = sum(states.values())
     failed = states["failed"] + states["unschedulable"]
@@ -216,7 +266,7 @@ def _counts(tally: _Tally) -> PhaseCounts:
     )
 
 
-def _variants(tally: _Tally) -> list[VariantCount]:
+def _variants(tally: Tally) -> list[VariantCount]:
     return [VariantCount(variant=v, nodes=n) for v, n in sorted(tally.variants.items())]
 
 

@@ -21,7 +21,7 @@ from operator import is_not, lt
 from typing import Protocol, TypeVar
 
 from edge_rollout.api.common import LabelSelector
-from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware
+from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware, ModelStatus
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core import planning
 
@@ -166,7 +166,7 @@ def _visit(
         return None
     view = _VIEWS.get(name)
     if view is None or view.info is not info or view.edgenode is not edgenode:
-        view = _VIEWS[name] = _NodeView(name, info, edgenode)
+        view = _VIEWS[name] = _NodeView(name, info, edgenode, view)
     if (
         selector is not None
         and key not in view.entries
@@ -178,7 +178,11 @@ def _visit(
 
 class _NodeView:
     """One node's parsed facts and memoized NodeInputs, valid while its NodeInfo and EdgeNode
-    objects are."""
+    objects are.
+
+    A new object for a node often says the same (an agent's heartbeat, another deployment's
+    entry written): a NodeInput equal to the one the replaced view gave is handed out again as
+    that same object, so the planner's memos about it still apply."""
 
     __slots__ = (
         "edgenode",
@@ -189,12 +193,19 @@ class _NodeView:
         "labels",
         "name",
         "places",
+        "previous",
         "ranks",
         "reports",
         "selectors",
     )
 
-    def __init__(self, name: str, info: NodeInfo | None, edgenode: EdgeNode | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        info: NodeInfo | None,
+        edgenode: EdgeNode | None,
+        replaced: _NodeView | None = None,
+    ) -> None:
         self.name = name
         self.info = info
         self.edgenode = edgenode
@@ -208,6 +219,21 @@ class _NodeView:
         """Per entry (in spec order), how many entries rank before it."""
         self.selectors: dict[str, bool] = {}
         self.inputs: dict[tuple[str, int], planning.NodeInput] = {}
+        self.previous: dict[tuple[str, int], planning.NodeInput] = {}
+        """The replaced view's NodeInputs, to hand out again where equal."""
+        if replaced is not None and replaced.labels == self.labels:
+            self._take_over(replaced)
+
+    def _take_over(self, replaced: _NodeView) -> None:
+        """Keep what the replaced view (with the same labels) worked out and still holds."""
+        self.selectors = replaced.selectors
+        if self.hardware == replaced.hardware and _models(self.edgenode) == _models(
+            replaced.edgenode
+        ):
+            self.entries, self.reports = replaced.entries, replaced.reports
+            self.inputs = replaced.inputs
+        else:
+            self.previous = dict(replaced.inputs)
 
     def node_input(self, key: str, priority: int) -> planning.NodeInput:
         found = self.inputs.get((key, priority))
@@ -220,6 +246,9 @@ class _NodeView:
                 reported=self.reports.get(key),
                 claims=self._claims(key, priority),
             )
+            before = self.previous.pop((key, priority), None)
+            if before is not None and before == found:
+                found = before
             self.inputs[(key, priority)] = found
         return found
 
@@ -266,6 +295,14 @@ def _prune(names: Iterable[str]) -> None:
     keep = set(names)
     for name in [n for n in list(_VIEWS) if n not in keep]:  # list(): atomic under the GIL
         _VIEWS.pop(name, None)
+
+
+def _models(edgenode: EdgeNode | None) -> tuple[list[DesiredModel], list[ModelStatus]]:
+    """The node's entries and reports (what its NodeInputs are made of, with labels and
+    hardware)."""
+    if edgenode is None:
+        return [], []
+    return edgenode.spec.models, edgenode.status.models
 
 
 def _hardware(

@@ -133,3 +133,30 @@ def test_a_new_edgenode_object_for_a_node_is_seen_at_once() -> None:
     second = {"a": edgenode("a", [], True)}
     assert inputs.node_inputs("ns/d1", 0, False, nodes, second)[0].desired is None
     assert inputs.node_inputs("ns/d1", 0, True, nodes, {}) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    fleet=st.lists(st.tuples(entries_strategy, st.booleans()), min_size=1, max_size=6),
+    asks=st.lists(st.tuples(st.sampled_from(KEYS), st.integers(-2, 2)), min_size=1, max_size=6),
+    replaced=st.dictionaries(st.integers(0, 5), st.one_of(st.none(), entries_strategy)),
+)
+def test_new_objects_for_a_node_hand_out_equal_node_inputs_as_the_objects_before(
+    fleet: list[tuple[list[tuple[str, int, int]], bool]],
+    asks: list[tuple[str, int]],
+    replaced: dict[int, list[tuple[str, int, int]] | None],
+) -> None:
+    """An agent's heartbeat (an equal EdgeNode) or another deployment's entry written gives the
+    planner the very NodeInput it had, so what it remembered about the node still applies."""
+    nodes = {f"m{i}": inputs.NodeInfo({"edge": "true"}, 4 * GIB) for i in range(len(fleet))}
+    edgenodes = {f"m{i}": edgenode(f"m{i}", models, hb) for i, (models, hb) in enumerate(fleet)}
+    before = {ask: inputs.node_inputs(*ask, False, nodes, edgenodes) for ask in asks}
+    for i, models in replaced.items():
+        if i < len(fleet):
+            kept, heartbeat = fleet[i]
+            edgenodes[f"m{i}"] = edgenode(f"m{i}", kept if models is None else models, heartbeat)
+    for (key, priority), had in before.items():
+        now = inputs.node_inputs(key, priority, False, nodes, edgenodes)
+        assert now == reference(key, priority, False, nodes, edgenodes)
+        for old, new in zip(had, now, strict=True):
+            assert (old is new) == (old == new)

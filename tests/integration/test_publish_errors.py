@@ -20,9 +20,10 @@ small_model = store_fixtures.small_model
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it, on a wide terminal so rich does not wrap the errors."""
     return subprocess.run([sys.executable, "-m", "edge_rollout.cli.main", *argv],
                           capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, "COLUMNS": "400"})  # fmt: skip  (no wrapping)
+                          env={**os.environ, "COLUMNS": "400"})  # fmt: skip
 
 
 @pytest.fixture

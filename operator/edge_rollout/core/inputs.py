@@ -17,7 +17,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import is_not, lt
+from operator import and_, is_not, lt, ne
 from typing import Protocol, TypeVar
 
 from edge_rollout.api.common import LabelSelector
@@ -190,6 +190,7 @@ class _NodeView:
         "hardware",
         "info",
         "inputs",
+        "keys",
         "labels",
         "name",
         "places",
@@ -217,6 +218,8 @@ class _NodeView:
         self.ranks = sorted(_rank(e.priority, e.name) for e in models)
         self.places = [bisect.bisect_left(self.ranks, _rank(e.priority, e.name)) for e in models]
         """Per entry (in spec order), how many entries rank before it."""
+        self.keys = [e.name for e in models]
+        """Per entry (in spec order), its deployment's key."""
         self.selectors: dict[str, bool] = {}
         self.inputs: dict[tuple[str, int], planning.NodeInput] = {}
         self.previous: dict[tuple[str, int], planning.NodeInput] = {}
@@ -265,10 +268,10 @@ class _NodeView:
         key)."""
         place = bisect.bisect_left(self.ranks, _rank(priority, key))
         models = self.edgenode.spec.models if self.edgenode else []
-        ahead = tuple(compress(models, map(lt, self.places, repeat(place))))
+        ahead = map(lt, self.places, repeat(place))
         if key in self.entries:
-            return tuple(e for e in ahead if e.name != key)
-        return ahead
+            ahead = map(and_, ahead, map(ne, self.keys, repeat(key)))
+        return tuple(compress(models, ahead))
 
 
 def _rank(priority: int, name: str) -> tuple[int, str]:

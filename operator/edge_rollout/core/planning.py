@@ -9,7 +9,6 @@ nothing, and a restarted operator continues at the same step.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,13 +38,13 @@ class NodeInput:
     claims: tuple[DesiredModel, ...] = ()
     """Entries of other deployments that take precedence on this node (memory packing)."""
 
-    @functools.cached_property
-    def memo(self) -> dict[tuple[object, ...], object]:
-        """What the planner worked out about this node (selector matches, variant choices,
-        refreshed entries), by everything it depends on besides the node. The gatherer hands
-        the planner the same NodeInput while the node's objects do not change, so each is worked
-        out once, not on every replan. Not part of the value (equality, repr)."""
-        return {}
+    memo: dict[tuple[object, ...], object] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """What the planner worked out about this node (selector matches, variant choices,
+    refreshed entries, lasting outcomes), by everything it depends on besides the node. The
+    gatherer hands the planner the same NodeInput while the node's objects do not change, so
+    each is worked out once, not on every replan. Not part of the value (equality, repr)."""
 
     def remember(self, key: tuple[object, ...], value: object) -> None:
         """Keep `value` in `memo` (which forgets everything past MEMO_LIMIT facts)."""

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Rollout:
+    """Where the deployment's rollout stands: from which version to which, the step, the
+    verdict."""
+
     stable: str
     target: str
     progress: steps.StepProgress

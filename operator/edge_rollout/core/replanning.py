@@ -39,19 +39,19 @@ class Judged:
     choices: Choices
 
 
-def judge(key: str, planner: NodePlanner, selection: ordering.Selection) -> Judged:
-    """The outcome of each of `selection.nodes` for the deployment `key`.
+def judge(key: str, planner: NodePlanner, chosen: ordering.Selection) -> Judged:
+    """The outcome of each of `chosen.nodes` for the deployment `key`.
 
     Worked example: 3,000 selected nodes of which 150 are downloading: the first plan works out
     all 3,000; the next, given the same NodeInputs, the 150 (and any node whose objects changed).
     """
-    nodes = selection.nodes
-    last = _LAST.get(key) if selection.unique else None
+    nodes = chosen.nodes
+    last = _LAST.get(key) if chosen.unique else None
     if last is not None and last.fits(planner, nodes):
         found = last.update(planner, nodes)
     else:
         found = _fresh(planner, nodes)
-    if selection.unique:
+    if chosen.unique:
         memo.remember(_LAST, key, found)
     redone = map(found.outcomes.__getitem__, found.redo)
     return Judged(found.outcomes, found.lasting.plus(redone), found.desired, found.choices)

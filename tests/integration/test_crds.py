@@ -134,6 +134,11 @@ INVALID = [
         id="version-with-space",
     ),
     pytest.param(
+        with_change("spec.strategy.approved", {"version": "2.0/../x", "throughStep": 1}),
+        ["spec.strategy.approved.version", "like 1.4.0", 'got "2.0/../x"'],
+        id="approved-version-path",
+    ),
+    pytest.param(
         with_change("spec.updatePolicy.delivery.maxBandwidth", "fast"),
         ["spec.updatePolicy.delivery.maxBandwidth", "optional k, Ki, M, Mi, G or Gi suffix"],
         id="bandwidth-in-words",

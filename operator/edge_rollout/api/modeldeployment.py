@@ -188,7 +188,9 @@ class Approval(ApiModel):
     to the next rollout.
     """
 
-    version: str = Field(min_length=1, max_length=128)
+    version: Annotated[str, VERSION.validator()] = Field(
+        min_length=1, max_length=128, json_schema_extra=x_validations(VERSION.rule())
+    )
     """The version this approval is for."""
     through_step: int = Field(ge=0, le=64)
     """Pauses at step indexes up to and including this one are passed."""

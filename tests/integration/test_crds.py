@@ -139,6 +139,14 @@ INVALID = [
         id="approved-version-path",
     ),
     pytest.param(
+        with_change(
+            "spec.nodeSelector.matchExpressions",
+            [{"key": "region", "operator": "In", "values": ["eu west"]}],
+        ),
+        ["spec.nodeSelector.matchExpressions[0].values", "every value must be a label value"],
+        id="selector-bad-value",
+    ),
+    pytest.param(
         with_change("spec.updatePolicy.delivery.maxBandwidth", "fast"),
         ["spec.updatePolicy.delivery.maxBandwidth", "optional k, Ki, M, Mi, G or Gi suffix"],
         id="bandwidth-in-words",

@@ -196,7 +196,16 @@ class LabelSelectorRequirement(ApiModel):
     """The label key, e.g. `feature.node.kubernetes.io/cpu-cpuid.AVX2`."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     """How the key relates to the values: In, NotIn, Exists or DoesNotExist."""
-    values: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=64)
+    values: list[Annotated[str, Field(max_length=63), LABEL_VALUE.validator()]] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra=x_validations(
+            cel(
+                f"self.all(v, v.matches(r'{LABEL_VALUE_PATTERN}'))",
+                f"every value {LABEL_VALUE.words}",
+            )
+        ),
+    )
     """Values for In and NotIn (at least one); must be empty for Exists and DoesNotExist."""
 
     model_config = ConfigDict(
@@ -231,7 +240,7 @@ class LabelSelector(ApiModel):
         ),
     )
     """Labels that must all be present with these values."""
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=16)
     """Requirements that must all hold."""
 
 

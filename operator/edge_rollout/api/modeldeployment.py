@@ -141,7 +141,7 @@ class SelectionPolicy(ApiModel):
     """Lowest agreement with fp32 outputs (0 to 1, measured at publish time) a variant may have."""
     memory_headroom_percent: int = Field(default=10, ge=0, le=90)
     """Share of a node's memory kept free when fitting models."""
-    pins: list[VariantPin] = Field(default_factory=list, max_length=32)
+    pins: list[VariantPin] = Field(default_factory=list, max_length=16)
     """Variants forced on nodes by label; the first matching pin wins."""
     allowed_variants: list[VariantName] = Field(
         default_factory=list,

@@ -1,11 +1,16 @@
 """Write a plan: EdgeNode entries that changed, the status if it changed, the events.
 
-No decisions here: everything written comes from `core.planning.Plan`.
+No decisions here: everything written comes from `core.planning.Plan`. Entries are applied by a
+few writer threads shared by all deployments (`EDGE_ROLLOUT_WRITERS`, default 4): each entry is
+its own server-side apply, so their order does not matter, and a few in flight keep the
+apiserver busy without flooding it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -30,12 +35,31 @@ def changed_entries(
     return changed
 
 
+WRITERS = max(1, int(os.environ.get("EDGE_ROLLOUT_WRITERS", "4")))
+_WRITERS = ThreadPoolExecutor(WRITERS, thread_name_prefix="edgenode-writer")
+
+
 def apply_entries(api: Any, key: str, changes: Mapping[str, Any], logger: kopf.Logger) -> None:
-    for node, entry in sorted(changes.items()):
-        kube_edgenodes.apply_entry(api, node, key, entry)
+    """Apply every changed entry, a few at a time; raise the first failure once all have run
+    (the next plan writes what failed again)."""
+
+    def apply(node: str) -> None:
+        kube_edgenodes.apply_entry(api, node, key, changes[node])
+
+    nodes = sorted(changes)
+    futures = [_WRITERS.submit(apply, node) for node in nodes]
+    failed: BaseException | None = None
+    for node, future in zip(nodes, futures, strict=True):
+        error = future.exception()
+        if error is not None:
+            failed = failed or error
+            continue
+        entry = changes[node]
         what = f"{entry.version}/{entry.variant}" if entry else "removed"
         logger.info(f"edgenode {node}: {key} -> {what}")
-    metrics.EDGENODE_WRITES.inc(len(changes))
+        metrics.EDGENODE_WRITES.inc()
+    if failed is not None:
+        raise failed
 
 
 def status_patch(current: Mapping[str, Any], nxt: ModelDeploymentStatus) -> dict[str, Any]:

@@ -39,6 +39,17 @@ def index_path(model: str, version: str) -> str:
     return f"models/{model}/{version}/index.json"
 
 
+def check_identity(release: Release, model: str, version: str, where: str) -> None:
+    """Refuse an index stored under `model@version` that says it is another release."""
+    if release.model != model or release.version != version:
+        raise VerificationError(
+            where,
+            "identity",
+            f"the index is for {release.model}@{release.version}",
+            "The index was copied to the wrong place; republish this version",
+        )
+
+
 def _hex(digest: str, where: str) -> str:
     hex_part = digest.removeprefix("sha256:")
     if not codec.is_hex_digest(hex_part):
@@ -96,13 +107,7 @@ class StoreReader:
                 " republish",
             )
         release = self._parse(Release, data, path)
-        if release.model != model or release.version != version:
-            raise VerificationError(
-                self._where(path),
-                "identity",
-                f"the index is for {release.model}@{release.version}",
-                "The index was copied to the wrong place; republish this version",
-            )
+        check_identity(release, model, version, self._where(path))
         return release
 
     def _index_signature(self, model: str, version: str, path: str) -> bytes:

@@ -21,7 +21,7 @@ from edge_rollout.api.manifest import ChunkRef, Manifest
 from edge_rollout.api.release import Release
 from edge_rollout.store import codec, keys
 from edge_rollout.store.errors import StoreError
-from edge_rollout.store.reader import index_path
+from edge_rollout.store.reader import check_identity, index_path
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -144,13 +144,7 @@ class DirectoryStore:
                 f"no readable release index for {model}@{version} ({exc.__class__.__name__})",
                 "Check MODEL@VERSION against `ls STORE/models/*/`; republish a broken index",
             ) from exc
-        if (release.model, release.version) != (model, version):
-            raise StoreError(
-                str(path),
-                "identity",
-                f"the index is for {release.model}@{release.version}",
-                "The index was copied to the wrong place; republish this version",
-            )
+        check_identity(release, model, version, str(path))
         return data
 
     def put_manifest_delta(self, digest: str, base: str) -> int | None:

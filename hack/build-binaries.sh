@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Build the pinned control-plane binaries (kube-apiserver, kubectl, etcd, helm) from the Go module
-# proxy with the plain go client, and cache them outside the repo by version. A second run only checks
-# that the binaries are there. Prints the bin directory on stdout.
+# Build the pinned Kubernetes binaries (kube-apiserver, kubectl, and for the multi-node cluster kubelet,
+# kube-controller-manager, kube-scheduler, kube-proxy), etcd, helm and CoreDNS from the Go module proxy
+# with the plain go client, and cache them outside the repo by version. A second run only checks that
+# the binaries are there. Prints the bin directory on stdout.
 set -euo pipefail
 
 K8S_VERSION=v1.33.13
 ETCD_VERSION=v3.5.24
 HELM_VERSION=v3.18.6
+COREDNS_VERSION=v1.12.4
+K8S_CMDS=(kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy)
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${EDGE_ROLLOUT_CACHE:-$HOME/.cache/edge-rollout}
-bin="$cache/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
+bin="$cache/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-coredns-$COREDNS_VERSION"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 log() { printf 'build-binaries: %s\n' "$*" >&2; }
@@ -21,9 +24,8 @@ build_kubernetes() {
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldf="$ldf -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  log "building kube-apiserver and kubectl $K8S_VERSION (cold: ~15-25 min on 2 cores)"
-  (cd "$here/k8s-bins" && go build -ldflags "$ldf" -o "$bin.tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
+  log "building ${K8S_CMDS[*]} $K8S_VERSION (cold: ~20-30 min on 2 cores)"
+  (cd "$here/k8s-bins" && go build -ldflags "$ldf" -o "$bin.tmp/" "${K8S_CMDS[@]/#/k8s.io/kubernetes/cmd/}")
 }
 
 build_etcd() {
@@ -42,12 +44,28 @@ build_helm() {
     "$h/cmd/helm@$HELM_VERSION"
 }
 
-if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/kubectl" ] || [ ! -x "$bin/etcd" ] || [ ! -x "$bin/helm" ]; then
+build_coredns() {
+  log "building coredns $COREDNS_VERSION"
+  GOBIN="$bin.tmp" go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+}
+
+all_present() {
+  local b
+  for b in "${K8S_CMDS[@]}" etcd helm coredns; do [ -x "$1/$b" ] || return 1; done
+}
+
+k8s_present() {
+  local b
+  for b in "${K8S_CMDS[@]}"; do [ -x "$1/$b" ] || return 1; done
+}
+
+if ! all_present "$bin"; then
   command -v go >/dev/null || { log "go is required (https://go.dev/dl); none found on PATH"; exit 1; }
   mkdir -p "$bin.tmp"
   [ -x "$bin.tmp/etcd" ] || build_etcd
   [ -x "$bin.tmp/helm" ] || build_helm
-  [ -x "$bin.tmp/kube-apiserver" ] && [ -x "$bin.tmp/kubectl" ] || build_kubernetes
+  [ -x "$bin.tmp/coredns" ] || build_coredns
+  k8s_present "$bin.tmp" || build_kubernetes
   rm -rf "$bin" && mv "$bin.tmp" "$bin"
   log "binaries cached in $bin"
 fi

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.operator_scale import fleetsim
 from bench.operator_scale.run import install_crds
 from edge_rollout.api.manifest import ChunkRef, FileEntry
-from edge_rollout.core import chunking
+from edge_rollout.content import chunking
 from edge_rollout.testing.controlplane import ControlPlane
 from edge_rollout.testing.nginx import Nginx, NginxServer
 from edge_rollout_agent import sync

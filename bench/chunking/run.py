@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.delta.run import pairs
-from edge_rollout.core import chunking, diffing
+from edge_rollout.content import chunking, diffing
 from edge_rollout.store import codec
 from tests.fixtures import model_pairs
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_rollout.api.manifest import ChunkRef, FileEntry, Manifest
-from edge_rollout.core import delta, diffing
+from edge_rollout.content import delta, diffing
 from edge_rollout.store import assembly, codec
 from edge_rollout_agent import fetching, layout
 from edge_rollout_agent.layout import ModelDir

@@ -7,7 +7,6 @@ download or report anything, and it never raises for a bad model.
 
 from __future__ import annotations
 
-import base64
 import os
 import resource
 import time
@@ -19,7 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge_rollout.api.manifest import Array, GoldenVectors, Tolerance
+from edge_rollout.api.manifest import GoldenVectors, Tolerance
+from edge_rollout.content import golden as vectors
 
 CPU = "CPUExecutionProvider"
 ORT_TYPES = {
@@ -67,27 +67,6 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def decode_array(array: Array) -> npt.NDArray[Any]:
-    """A numpy array from its inline form (little-endian, C order)."""
-    dtype = np.dtype(array.dtype).newbyteorder("<")
-    return np.frombuffer(base64.b64decode(array.data), dtype=dtype).reshape(array.shape)
-
-
-def compare(actual: npt.NDArray[Any], expected: npt.NDArray[Any], tol: Tolerance) -> str | None:
-    """Why `actual` is not close enough to `expected`, or None when it is."""
-    if actual.shape != expected.shape:
-        return f"shape {list(actual.shape)}, expected {list(expected.shape)}"
-    a, e = actual.astype(np.float64).ravel(), expected.astype(np.float64).ravel()
-    if not np.allclose(a, e, rtol=tol.rtol, atol=tol.atol, equal_nan=True):
-        worst = float(np.max(np.abs(a - e))) if a.size else 0.0
-        return f"max abs error {worst:.3g} beyond rtol={tol.rtol}, atol={tol.atol}"
-    norm = float(np.linalg.norm(a) * np.linalg.norm(e))
-    cosine = float(np.dot(a, e) / norm) if norm > 0 else 1.0
-    if cosine < tol.min_cosine:
-        return f"cosine {cosine:.6f} below {tol.min_cosine}"
-    return None
-
-
 def rss_bytes() -> int:
     """Resident memory of this process now (Linux /proc/self/statm)."""
     try:
@@ -117,14 +96,10 @@ def _load(model: Path, providers: list[str]) -> Any:
 def _run_cases(session: Any, golden: GoldenVectors, tol: Tolerance) -> str | None:
     names = [o.name for o in session.get_outputs()]
     for index, case in enumerate(golden.cases):
-        feed = {k: decode_array(v) for k, v in case.inputs.items()}
-        results = dict(zip(names, session.run(None, feed), strict=True))
-        for name, want in case.outputs.items():
-            if name not in results:
-                return f"case {index}: the model has no output {name!r}"
-            problem = compare(np.asarray(results[name]), decode_array(want), tol)
-            if problem:
-                return f"case {index}, output {name!r}: {problem}"
+        results = dict(zip(names, session.run(None, vectors.feed(case)), strict=True))
+        problems = vectors.mismatches(results, case, tol)
+        if problems:
+            return f"case {index}: {problems[0]}"
     return None
 
 
@@ -164,7 +139,7 @@ def check_model(
 
 
 def _first_feed(golden: GoldenVectors) -> dict[str, npt.NDArray[Any]]:
-    return {k: decode_array(v) for k, v in golden.cases[0].inputs.items()}
+    return vectors.feed(golden.cases[0])
 
 
 def available_providers() -> list[str]:

@@ -1,7 +1,7 @@
 """One install, end to end: manifest, fit check, seeds and deltas, downloads, assembly, smoke test.
 
 Fetches the manifest as a delta against the held one where the store has it, follows the plan of
-`core.diffing` against the version the node holds (tensor and gap deltas), takes every other chunk
+`content.diffing` vs the version the node holds (tensor and gap deltas), takes every other chunk
 it can from files kept on disk, stages downloads so a restart resumes, assembles into a temporary
 directory (every chunk and file hashed, fsynced), smoke-tests it there, and only then renames it
 into place and activates it. Must not talk to the cluster; reports through a callback only.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.manifest import ChunkRef, FileEntry, Manifest, Tolerance
-from edge_rollout.core import diffing
+from edge_rollout.content import diffing
 from edge_rollout.store.errors import StoreError, VerificationError
 from edge_rollout_agent import fetching, layout, policy, rebuilding, runtime
 from edge_rollout_agent.fetching import ChunkSource, Downloader, FetchError, RateLimiter

@@ -14,7 +14,8 @@ import onnxruntime as ort
 import pytest
 
 from edge_rollout.cli.main import build_parser
-from edge_rollout.store import assembly, golden, keys
+from edge_rollout.content import golden
+from edge_rollout.store import assembly, keys
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport
 from tests.integration import store_fixtures

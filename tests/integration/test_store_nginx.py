@@ -13,9 +13,10 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from edge_rollout.cli import measuring
 from edge_rollout.cli.main import build_parser
-from edge_rollout.store import assembly, codec, golden, keys
+from edge_rollout.content import golden
+from edge_rollout.publishing import measuring
+from edge_rollout.store import assembly, codec, keys
 from edge_rollout.store.errors import StoreError, VerificationError
 from edge_rollout.store.http import HttpTransport
 from edge_rollout.store.reader import StoreReader

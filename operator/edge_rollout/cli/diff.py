@@ -1,6 +1,6 @@
 """`edge-rollout diff N@V1 N@V2`: per variant, chunks and bytes a node fetches vs reuses.
 
-Reads both releases through the verifying reader and prints `core.diffing.diff_manifests`, with
+Reads both releases through the verifying reader and prints `content.diffing.diff_manifests`, with
 and without deltas. Bytes include the manifest: whole without deltas, as the manifest delta against
 the held one (when the store has it) with. Must not modify the store.
 """
@@ -15,7 +15,7 @@ from rich.table import Table
 
 from edge_rollout.api.manifest import Manifest
 from edge_rollout.api.release import VariantEntry
-from edge_rollout.core import diffing
+from edge_rollout.content import diffing
 from edge_rollout.store import keys
 from edge_rollout.store.errors import NotFoundError, StoreError
 from edge_rollout.store.reader import StoreReader

@@ -1,40 +1,41 @@
-"""`edge-rollout publish`: build, measure, chunk and sign the variants of one model release.
+"""`edge-rollout publish`: the flags, the progress bars and the printed ModelDeployment.
 
-Gathers (`cli.building`: load the ONNX model, build fp16/int8, take the user's extra variants,
-measure each in onnxruntime), packs (chunks, tensor and gap deltas against the previous release,
-golden vectors, manifests), then makes the release visible with one atomic rename and prints a
-ModelDeployment. Must not touch a cluster.
+Turns the arguments into a `publishing.request.PublishRequest`, runs `publishing.pipeline.publish`
+with rich progress bars on stderr, and prints a ModelDeployment for the release. The pipeline
+itself (build, measure, pack, sign) lives in `edge_rollout.publishing`. Must not touch a cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import logging
-import tempfile
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
 
 import yaml
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from edge_rollout.api.manifest import FileEntry, GoldenRef, Manifest, Tolerance
 from edge_rollout.api.modeldeployment import (
     ModelDeployment,
     ModelDeploymentSpec,
     ModelRef,
     StoreRef,
 )
-from edge_rollout.api.release import Measurements, Release, Requirements, VariantEntry
-from edge_rollout.cli import building, measuring, onnxmodel, packing
-from edge_rollout.store import assembly, codec, keys
+from edge_rollout.api.release import Release
+from edge_rollout.publishing import onnxmodel, pipeline, request
+from edge_rollout.store import keys
 from edge_rollout.store.errors import StoreError
-from edge_rollout.store.reader import StoreReader, index_path
-from edge_rollout.store.transport import FileTransport
-from edge_rollout.store.writer import DirectoryStore
 
-MEMORY_MARGIN = 1.25
-console = building.console
+console = Console(stderr=True)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " its providers when this machine has one, else published as not measured (repeatable)",
     )
     p.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="NAME=DIMxDIM...",
+        help="concrete shape for an input with dynamic dimensions, e.g. images=1x3x320x320"
+        " (repeatable; the others are chosen automatically)",
+    )
+    p.add_argument(
         "--calibration",
         type=Path,
         default=None,
@@ -84,7 +92,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
-        release = publish(args)
+        req = to_request(args)
+        with progress_bars() as bars:
+            release = pipeline.publish(req, bars)
     except (onnxmodel.ModelError, StoreError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1
@@ -92,185 +102,51 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_args(args: argparse.Namespace) -> tuple[list[str], list[building.ExtraVariant]]:
-    names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [n for n in names if n not in building.BUILT_IN]
-    if unknown or not names:
-        raise ValueError(f"unknown variants {unknown}: choose from fp32, fp16, int8")
-    if not building.NAME.fullmatch(args.name) or len(args.name) > 63:
-        raise ValueError(f"--name {args.name!r}: use lower-case letters, digits, '-', '.', '_'")
-    extras = [building.parse_extra(spec) for spec in args.extra_variant or []]
-    seen = [e.name for e in extras]
-    if len(set(seen)) != len(seen):
-        raise ValueError(f"--extra-variant names repeat: {', '.join(seen)}")
-    return names, extras
-
-
-def publish(args: argparse.Namespace) -> Release:
-    """Build everything, then make the release visible last; returns the published index."""
-    names, extras = _check_args(args)
-    store = DirectoryStore(args.store)
-    store.check_writable()
-    key = keys.load_private_key(args.key)
-    model = onnxmodel.load(args.model)
-    _refuse_known_conflict(store, args, {"fp32", *names, *(e.name for e in extras)})
-    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization logs advice at WARNING
-    with tempfile.TemporaryDirectory() as tmp:
-        built = building.build_variants(args, model, names, extras, Path(tmp))
-    base = _base_release(store, key, args)
-    entries = [_pack_variant(store, key, args, b, built[0], base) for b in built]
-    release = Release(
-        model=args.name,
+def to_request(args: argparse.Namespace) -> request.PublishRequest:
+    """The publish request the flags describe (flag syntax here, the rest by the request)."""
+    shapes = dict(request.parse_input_shape(s) for s in args.input_shape or [])
+    return request.PublishRequest(
+        model=args.model,
+        name=args.name,
         version=args.version,
-        created=datetime.now(UTC).isoformat(),
-        variants=entries,
-        previous_version=base.version if base else "",
-    )
-    if not store.publish(release, key):
-        console.print(f"{args.name}@{args.version} was already published with the same content")
-    return release
-
-
-def _refuse_known_conflict(
-    store: DirectoryStore, args: argparse.Namespace, wanted: set[str]
-) -> None:
-    """Before building anything: refuse a version already published from another model file (its
-    fp32 variant is the model as given) or with other variants. Same file and variants go on, as
-    republishing identical content is a no-op; other differences are caught by `store.publish`."""
-    existing = store.published(args.name, args.version)
-    if existing is None:
-        return
-    fp32 = existing.variant("fp32")
-    digest = f"sha256:{codec.sha256_hex(args.model.read_bytes())}"
-    if fp32 is not None and fp32.file_digest not in ("", digest):
-        found = f"from another model file (its fp32 file is not {args.model.name})"
-    elif {v.name for v in existing.variants} != wanted:
-        found = f"with variants {', '.join(sorted(v.name for v in existing.variants))}"
-    else:
-        return
-    raise StoreError(
-        str(store.root / index_path(args.name, args.version)),
-        "immutable",
-        f"{args.name}@{args.version} is already published {found}",
-        "Publish under a new version; published versions never change",
+        store=args.store,
+        key=args.key,
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        extra_variants=tuple(request.parse_extra(s) for s in args.extra_variant or []),
+        base_version=args.base_version,
+        runs=args.runs,
+        samples=args.samples,
+        calibration=args.calibration,
+        input_shapes=MappingProxyType(shapes),
+        golden_from=args.golden_from,
+        golden_atol=args.golden_atol,
+        golden_min_cosine=args.golden_min_cosine,
     )
 
 
-def _base_release(store: DirectoryStore, key: Any, args: argparse.Namespace) -> Release | None:
-    if args.base_version == "":
-        return None
-    reader = StoreReader(FileTransport(store.root), key.public_key())
-    if args.base_version:
-        return reader.fetch_release(args.name, args.base_version)
-    older = [r for r in store.versions(args.name) if r.version != args.version]
-    return reader.fetch_release(args.name, older[-1].version) if older else None
+class RichProgress:
+    """`publishing.request.Progress` as rich progress bars on stderr, one per task."""
+
+    def __init__(self, bars: Progress) -> None:
+        self._bars = bars
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self, task: str, total: int) -> None:
+        self._tasks[task] = self._bars.add_task(task, total=total)
+
+    def advance(self, task: str, amount: int) -> None:
+        self._bars.advance(self._tasks[task], amount)
+
+    def note(self, message: str) -> None:
+        self._bars.console.print(message)
 
 
-def _held_bases(
-    store: DirectoryStore, key: Any, release: Release | None, variant: str
-) -> dict[str, packing.Base]:
-    """Per file path, the previous release's same variant: its tensors' bytes and its chunks."""
-    if release is None or release.variant(variant) is None:
-        return {}
-    reader = StoreReader(FileTransport(store.root), key.public_key())
-    _, manifest = reader.fetch_variant(release, variant)
-    files, _ = assembly.assemble(reader, manifest)
-    digests = frozenset(c.digest for f in manifest.files for c in f.chunks)
-    return {
-        f.path: packing.base_of(release.version, f, files[f.path], digests) for f in manifest.files
-    }
-
-
-def _carried_golden(
-    store: DirectoryStore, key: Any, args: argparse.Namespace, variant: str
-) -> GoldenRef:
-    """The golden vectors of the same variant of an earlier release, as a regression gate."""
-    reader = StoreReader(FileTransport(store.root), key.public_key())
-    earlier = reader.fetch_release(args.name, args.golden_from)
-    name = variant if earlier.variant(variant) else earlier.variants[0].name
-    _, manifest = reader.fetch_variant(earlier, name)
-    vectors = reader.fetch_golden(manifest)
-    if vectors is None:
-        raise ValueError(f"{args.name}@{args.golden_from} variant {name} has no golden vectors")
-    blob = store.put_blob(codec.canonical_json(vectors))
-    tolerance = Tolerance(rtol=0.0, atol=args.golden_atol, min_cosine=args.golden_min_cosine)
-    return GoldenRef(blob=blob, cases=len(vectors.cases), tolerance=tolerance)
-
-
-def _pack_variant(
-    store: DirectoryStore,
-    key: Any,
-    args: argparse.Namespace,
-    b: building.Built,
-    ref: building.Built,
-    base: Release | None,
-) -> VariantEntry:
-    bases = _held_bases(store, key, base, b.name)
-    files: list[FileEntry] = []
-    with building.progress_bar() as progress:
-        for path, data in b.files.items():
-            task = progress.add_task(f"chunk + compress {b.name}/{path}", total=len(data))
-            files.append(
-                packing.pack_file(
-                    store,
-                    path,
-                    data,
-                    b.spans.get(path, []),
-                    bases.get(path),
-                    functools.partial(progress.advance, task),
-                )
-            )
-    golden = (
-        _carried_golden(store, key, args, b.name) if args.golden_from else _own_golden(store, b)
-    )
-    manifest = Manifest(
-        model=args.name,
-        version=args.version,
-        variant=b.name,
-        files=files,
-        onnx=b.facts,
-        golden=golden,
-    )
-    digest, stored = store.put_manifest(manifest)
-    return VariantEntry(
-        name=b.name,
-        precision=b.precision,
-        manifest_digest=digest,
-        manifest_size=stored,
-        requirements=_requirements(b),
-        measurements=_measurements(b, ref),
-        file_digest=f"sha256:{files[0].digest}",
-        download_bytes=sum(c.stored for f in files for c in f.chunks),
-        built_by=b.built_by,
-    )
-
-
-def _own_golden(store: DirectoryStore, b: building.Built) -> GoldenRef | None:
-    """This variant's own outputs on 2 samples; none when it could not be run here."""
-    if b.measured is None:
-        return None
-    return packing.pack_golden(store, b.precision, b.inputs[:2], b.measured.outputs[:2])
-
-
-def _requirements(b: building.Built) -> Requirements:
-    if b.measured is None:
-        return b.requirements
-    peak = int(b.measured.peak_memory_bytes * MEMORY_MARGIN)
-    return b.requirements.model_copy(update={"min_memory_bytes": peak})
-
-
-def _measurements(b: building.Built, ref: building.Built) -> Measurements:
-    file_bytes = sum(len(d) for d in b.files.values())
-    if b.measured is None or ref.measured is None:
-        return Measurements(file_bytes=file_bytes, not_measured=b.not_measured)
-    return Measurements(
-        file_bytes=file_bytes,
-        peak_memory_bytes=b.measured.peak_memory_bytes,
-        latency_p50_ms=round(b.measured.latency_p50_ms, 4),
-        latency_p95_ms=round(b.measured.latency_p95_ms, 4),
-        agreement=measuring.agreement(ref.measured.outputs, b.measured.outputs),
-        measured_with=list(b.measured_with),
-    )
+@contextmanager
+def progress_bars() -> Iterator[RichProgress]:
+    """Progress bars on stderr for the length of a publish."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bars:
+        yield RichProgress(bars)
 
 
 def deployment_yaml(release: Release, args: argparse.Namespace) -> str:

@@ -1,6 +1,6 @@
 """Assembles a variant's files from a store, reusing chunks and tensors of a version already held.
 
-The reference implementation of a pull: plan with `core.diffing`, take held chunks by digest,
+The reference implementation of a pull: plan with `content.diffing`, take held chunks by digest,
 rebuild changed tensors from deltas, fetch the rest through a verifying `StoreReader`, and check
 every tensor, chunk and file digest. Works in memory; must not write files (callers do, atomically).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edge_rollout.api.manifest import FileEntry, Manifest, TensorRange
-from edge_rollout.core import delta, diffing
+from edge_rollout.content import delta, diffing
 from edge_rollout.store import codec
 from edge_rollout.store.errors import VerificationError
 from edge_rollout.store.reader import StoreReader

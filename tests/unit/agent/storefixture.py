@@ -12,8 +12,8 @@ from typing import Any
 
 from edge_rollout.api.manifest import GoldenRef, GoldenVectors, Manifest, Tolerance
 from edge_rollout.api.release import Measurements, Release, VariantEntry
-from edge_rollout.cli import packing
-from edge_rollout.core import chunking
+from edge_rollout.content import chunking
+from edge_rollout.publishing import packing
 from edge_rollout.store import codec, keys
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport

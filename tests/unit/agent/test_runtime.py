@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge_rollout.api.manifest import Tolerance
+from edge_rollout.content import golden
 from edge_rollout_agent import runtime
 
 from .models import golden_for, linear_model, random_weights
@@ -85,5 +86,5 @@ def test_percentile_nearest_rank() -> None:
 
 def test_compare_checks_cosine_too() -> None:
     tol = Tolerance(rtol=10.0, atol=10.0, min_cosine=0.99)
-    assert runtime.compare(np.array([1.0, 0.0]), np.array([0.0, 1.0]), tol) is not None
-    assert runtime.compare(np.array([1.0, 2.0]), np.array([1.0, 2.0]), tol) is None
+    assert golden.compare(np.array([1.0, 0.0]), np.array([0.0, 1.0]), tol) is not None
+    assert golden.compare(np.array([1.0, 2.0]), np.array([1.0, 2.0]), tol) is None

@@ -10,7 +10,7 @@ import pytest
 
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.manifest import Manifest
-from edge_rollout.core import chunking
+from edge_rollout.content import chunking
 from edge_rollout.store import codec
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport

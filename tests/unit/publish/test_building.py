@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_rollout.api.manifest import TensorInfo
-from edge_rollout.cli import building, calibration
-from edge_rollout.cli.onnxmodel import ModelError
+from edge_rollout.publishing import building, calibration, request
+from edge_rollout.publishing.onnxmodel import ModelError
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ from edge_rollout.cli.onnxmodel import ModelError
     ],
 )
 def test_extra_variant_specs_are_parsed(spec: str, expected: tuple[object, ...]) -> None:
-    e = building.parse_extra(spec)
+    e = request.parse_extra(spec)
     assert (e.name, str(e.path), e.accelerator_class, e.providers, e.precision) == expected
 
 
@@ -58,7 +58,7 @@ def test_extra_variant_specs_are_parsed(spec: str, expected: tuple[object, ...])
 )
 def test_bad_extra_variant_specs_say_what_to_write(spec: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        building.parse_extra(spec)
+        request.parse_extra(spec)
 
 
 def _model(nodes: list[onnx.NodeProto], weights: np.ndarray) -> onnx.ModelProto:

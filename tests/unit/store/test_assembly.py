@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rollout.core import diffing
-from edge_rollout.core.chunking import TensorSpan
+from edge_rollout.content import diffing
+from edge_rollout.content.chunking import TensorSpan
 from edge_rollout.store import assembly, codec
 from edge_rollout.store.errors import VerificationError
 from edge_rollout.store.reader import StoreReader

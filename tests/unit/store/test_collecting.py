@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_rollout.core.chunking import TensorSpan
+from edge_rollout.content.chunking import TensorSpan
 from edge_rollout.store import assembly, codec, collecting
 from edge_rollout.store.errors import StoreError
 from edge_rollout.store.reader import StoreReader

@@ -9,7 +9,7 @@ import pytest
 
 from edge_rollout.api.manifest import ChunkRef
 from edge_rollout.api.release import Release
-from edge_rollout.core.chunking import TensorSpan
+from edge_rollout.content.chunking import TensorSpan
 from edge_rollout.store import assembly, codec, keys
 from edge_rollout.store.errors import NotFoundError, StoreError, VerificationError
 from edge_rollout.store.reader import StoreReader

@@ -11,7 +11,7 @@ import pytest
 from edge_rollout.api.manifest import FileEntry, Manifest
 from edge_rollout.api.release import Measurements, Release, VariantEntry
 from edge_rollout.cli.main import build_parser
-from edge_rollout.core.chunking import TensorSpan
+from edge_rollout.content.chunking import TensorSpan
 from edge_rollout.store import codec, keys
 from edge_rollout.store.errors import StoreError
 from edge_rollout.store.reader import StoreReader

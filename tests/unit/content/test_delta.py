@@ -8,7 +8,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_rollout.core import delta
+from edge_rollout.content import delta
 
 
 @settings(max_examples=60, deadline=None)

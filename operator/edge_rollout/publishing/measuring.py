@@ -1,6 +1,6 @@
 """Measures a variant with onnxruntime in a fresh process: peak memory, latency, outputs.
 
-`measure()` runs this module as a child (`python -m edge_rollout.cli.measuring`) so that peak
+`measure()` runs this module as a child (`python -m edge_rollout.publishing.measuring`) so that peak
 resident memory is that of loading and running the model alone; the parent compares outputs with
 fp32. Must not build variants or write the store.
 """
@@ -22,10 +22,11 @@ import numpy.typing as npt
 
 from edge_rollout.api.manifest import TensorInfo
 from edge_rollout.api.release import Agreement
-from edge_rollout.cli.onnxmodel import ModelError
+from edge_rollout.publishing import request
+from edge_rollout.publishing.onnxmodel import ModelError
 
 Feed = dict[str, npt.NDArray[np.generic]]
-CPU = ("CPUExecutionProvider",)
+CPU = request.CPU
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,14 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         _save(inp, feeds)
-        cmd = [sys.executable, "-m", "edge_rollout.cli.measuring", str(model), str(inp), str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "edge_rollout.publishing.measuring",
+            str(model),
+            str(inp),
+            str(out),
+        ]
         proc = subprocess.run(
             [*cmd, str(runs), ",".join(providers)],
             capture_output=True,

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_rollout.api.manifest import TensorInfo
-from edge_rollout.cli.measuring import Feed
-from edge_rollout.cli.onnxmodel import ModelError
+from edge_rollout.publishing.measuring import Feed
+from edge_rollout.publishing.onnxmodel import ModelError
 
 MAX_SAMPLES = 512
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge_rollout.core.diffing import ManifestDiff, diff_manifests
+from edge_rollout.content.diffing import ManifestDiff, diff_manifests
 
 __all__ = [
     "DEFAULT_PARAMS",

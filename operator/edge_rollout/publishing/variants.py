@@ -19,7 +19,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_rollout.cli.onnxmodel import ModelError
+from edge_rollout.publishing.onnxmodel import ModelError
 
 FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 _NODE_IN_ERROR = (

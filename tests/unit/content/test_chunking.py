@@ -9,8 +9,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_rollout.core import chunking
-from edge_rollout.core.chunking import ChunkParams, TensorSpan
+from edge_rollout.content import chunking
+from edge_rollout.content.chunking import ChunkParams, TensorSpan
 
 SMALL = ChunkParams(min_size=256, avg_bits=9, max_size=2048, min_tensor=512)
 

@@ -1,7 +1,7 @@
 """ONNX facts for the publisher: load and check a model, find its tensors' byte ranges.
 
-The only place that parses ONNX protobuf for the store: it hands `core.chunking` plain byte ranges.
-Must not chunk, compress or write the store.
+The only place that parses ONNX protobuf for the store: it hands `content.chunking` plain byte
+ranges. Must not chunk, compress or write the store.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import onnx
 from onnx import numpy_helper
 
 from edge_rollout.api.manifest import OnnxFacts, TensorInfo
-from edge_rollout.core.chunking import TensorSpan
+from edge_rollout.content.chunking import TensorSpan
 
 
 class ModelError(Exception):

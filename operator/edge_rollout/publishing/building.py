@@ -8,60 +8,39 @@ unmeasured and says why. Must not write the store.
 
 from __future__ import annotations
 
-import argparse
-import re
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 import numpy as np
 import onnx
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edge_rollout.api.manifest import OnnxFacts
-from edge_rollout.api.modeldeployment import AcceleratorClass, Precision
+from edge_rollout.api.modeldeployment import Precision
 from edge_rollout.api.release import Requirements
-from edge_rollout.cli import calibration, measuring, onnxmodel, variants
-from edge_rollout.cli.onnxmodel import ModelError
+from edge_rollout.publishing import calibration, measuring, onnxmodel, variants
+from edge_rollout.publishing.onnxmodel import ModelError
+from edge_rollout.publishing.request import (
+    BUILT_IN,
+    GPU_PROVIDERS,
+    ExtraVariant,
+    Progress,
+    PublishRequest,
+)
 
-GPU_PROVIDERS = [
-    "CUDAExecutionProvider",
-    "TensorrtExecutionProvider",
-    "ROCMExecutionProvider",
-    "DmlExecutionProvider",
-    "CPUExecutionProvider",
-]
 REQUIREMENTS: dict[str, Requirements] = {
     "fp32": Requirements(accelerator_class="cpu"),
-    "fp16": Requirements(accelerator_class="gpu", execution_providers=GPU_PROVIDERS),
+    "fp16": Requirements(accelerator_class="gpu", execution_providers=list(GPU_PROVIDERS)),
     "int8": Requirements(accelerator_class="cpu"),
 }
 """Where each built-in variant is meant to run; the measured memory is added per variant."""
-BUILT_IN: tuple[Precision, ...] = ("fp32", "fp16", "int8")
 MAIN_FILE = "model.onnx"
 """Every variant's model file has this name in its manifest (external data keeps its own)."""
-NAME = re.compile(r"[a-z0-9]([-a-z0-9._]*[a-z0-9])?")
 QUANTIZED_OPS = frozenset(
     {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
      "QLinearMatMul", "MatMulInteger", "ConvInteger"}
 )  # fmt: skip
-console = Console(stderr=True)
-
-
-@dataclass(frozen=True)
-class ExtraVariant:
-    """A user-supplied variant: `NAME=PATH[:CLASS[:EP+EP...[:PRECISION]]]`."""
-
-    name: str
-    path: Path
-    accelerator_class: AcceleratorClass
-    providers: tuple[str, ...]
-    precision: Precision | None
-    """None: read from the model (quantization operators, float16 weights)."""
 
 
 @dataclass(frozen=True)
@@ -81,46 +60,6 @@ class Built:
     not_measured: str = ""
 
 
-@contextmanager
-def progress_bar() -> Iterator[Progress]:
-    """A progress display on stderr for long steps."""
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        yield progress
-
-
-def parse_extra(spec: str) -> ExtraVariant:
-    """`int8-npu=model_hailo.onnx:npu:HailoExecutionProvider:int8` (CLASS defaults to cpu, the
-    providers to the class's usual ones, the precision to what the model shows)."""
-    name, sep, rest = spec.partition("=")
-    parts = rest.split(":")
-    if not sep or not parts[0] or len(parts) > 4:
-        raise ValueError(
-            f"--extra-variant {spec!r}: write NAME=PATH[:CLASS[:EP+EP...[:PRECISION]]]"
-        )
-    if not NAME.fullmatch(name) or len(name) > 63 or name in BUILT_IN:
-        raise ValueError(
-            f"--extra-variant {name!r}: use a lower-case name other than fp32/fp16/int8"
-        )
-    path, cls, eps, precision = [*parts, "", "", ""][:4]
-    if (cls or "cpu") not in get_args(AcceleratorClass):
-        raise ValueError(f"--extra-variant {name}: class {cls!r} is not npu, gpu or cpu")
-    if precision and precision not in BUILT_IN:
-        raise ValueError(f"--extra-variant {name}: precision {precision!r} is not fp32/fp16/int8")
-    providers = tuple(p for p in eps.split("+") if p) or _default_providers(name, cls or "cpu")
-    accelerator = cast(AcceleratorClass, cls or "cpu")
-    return ExtraVariant(name, Path(path), accelerator, providers, precision or None)
-
-
-def _default_providers(name: str, cls: str) -> tuple[str, ...]:
-    if cls == "npu":
-        raise ValueError(
-            f"--extra-variant {name}: an npu variant needs its execution providers, e.g."
-            f" {name}=model.onnx:npu:QNNExecutionProvider"
-        )
-    return tuple(GPU_PROVIDERS) if cls == "gpu" else measuring.CPU
-
-
 def infer_precision(model: onnx.ModelProto) -> Precision:
     """int8 if the graph quantizes, fp16 if most weight bytes are float16, else fp32."""
     if {n.op_type for n in model.graph.node} & QUANTIZED_OPS:
@@ -133,40 +72,35 @@ def infer_precision(model: onnx.ModelProto) -> Precision:
     return "int8" if weights[onnx.TensorProto.INT8] + weights[onnx.TensorProto.UINT8] else "fp32"
 
 
-def sample_feeds(args: argparse.Namespace, facts: OnnxFacts) -> list[measuring.Feed]:
+def sample_feeds(req: PublishRequest, facts: OnnxFacts) -> list[measuring.Feed]:
     """Inputs to measure agreement on: the calibration samples if given, else random ones."""
-    count = max(args.samples, 2)
-    if args.calibration is not None:
-        found = calibration.load(args.calibration, facts.inputs)
+    count = max(req.samples, 2)
+    if req.calibration is not None:
+        found = calibration.load(req.calibration, facts.inputs)
         return (found * count)[:count] if len(found) < count else found[:count]
     return measuring.sample_inputs(facts.inputs, count)
 
 
 def build_variants(
-    args: argparse.Namespace,
-    model: onnx.ModelProto,
-    names: list[str],
-    extras: list[ExtraVariant],
-    tmp: Path,
+    req: PublishRequest, model: onnx.ModelProto, tmp: Path, progress: Progress
 ) -> list[Built]:
     """Each variant's bytes, measured in onnxruntime; fp32 first (the reference)."""
     facts = onnxmodel.facts(model)
-    feeds = sample_feeds(args, facts)
+    feeds = sample_feeds(req, facts)
+    names = list(req.variants)
     order = ["fp32", *[n for n in names if n != "fp32"]]
     built: list[Built] = []
-    with progress_bar() as progress:
-        task = progress.add_task("build + measure variants", total=len(order) + len(extras))
-        for name in order:
-            files, path, how = _variant_files(args, model, name, tmp)
-            measured = measuring.measure(path, feeds, runs=args.runs)
-            precision = cast(Precision, name)
-            built.append(
-                _built(name, precision, REQUIREMENTS[name], how, files, path, feeds, measured)
-            )
-            progress.advance(task)
-        for extra in extras:
-            built.append(build_extra(extra, facts, feeds, args.runs))
-            progress.advance(task)
+    task = "build + measure variants"
+    progress.start(task, len(order) + len(req.extra_variants))
+    for name in order:
+        files, path, how = _variant_files(req, model, name, tmp, progress)
+        measured = measuring.measure(path, feeds, runs=req.runs)
+        precision = cast(Precision, name)
+        built.append(_built(name, precision, REQUIREMENTS[name], how, files, path, feeds, measured))
+        progress.advance(task, 1)
+    for extra in req.extra_variants:
+        built.append(build_extra(extra, facts, feeds, req.runs, progress))
+        progress.advance(task, 1)
     return [b for b in built if b.name in names or b.name == "fp32" or b.name not in BUILT_IN]
 
 
@@ -188,16 +122,16 @@ def _built(
 
 
 def _variant_files(
-    args: argparse.Namespace, model: onnx.ModelProto, name: str, tmp: Path
+    req: PublishRequest, model: onnx.ModelProto, name: str, tmp: Path, progress: Progress
 ) -> tuple[dict[str, bytes], Path, str]:
-    src: Path = args.model
+    src = req.model
     if name == "fp32":
         return read_files(src, model), src, "as given"
     if name == "fp16":
         full = onnx.load(str(src)) if onnxmodel.external_files(model) else model
-        data, how = variants.build_fp16(full, console.print), "float16 conversion"
-    elif args.calibration is not None:
-        feeds = calibration.load(args.calibration, onnxmodel.facts(model).inputs)
+        data, how = variants.build_fp16(full, progress.note), "float16 conversion"
+    elif req.calibration is not None:
+        feeds = calibration.load(req.calibration, onnxmodel.facts(model).inputs)
         data = variants.build_int8_static(src, list(feeds))
         how = f"onnxruntime static int8 (QDQ, {len(feeds)} calibration samples)"
     else:
@@ -216,7 +150,11 @@ def read_files(src: Path, model: onnx.ModelProto) -> dict[str, bytes]:
 
 
 def build_extra(
-    extra: ExtraVariant, reference: OnnxFacts, feeds: list[measuring.Feed], runs: int
+    extra: ExtraVariant,
+    reference: OnnxFacts,
+    feeds: list[measuring.Feed],
+    runs: int,
+    progress: Progress,
 ) -> Built:
     """A user-supplied variant, measured on its providers when this machine has one of them."""
     model = onnxmodel.load(extra.path)
@@ -233,7 +171,7 @@ def build_extra(
             f"none of its execution providers ({', '.join(extra.providers)}) is available on the"
             f" publishing machine, so it was not run: only its file size is known"
         )
-        console.print(f"{extra.name}: not measured: {reason}")
+        progress.note(f"{extra.name}: not measured: {reason}")
         return _built(extra.name, precision, requirements, how, files, extra.path, feeds, None,
                       measured_with=(), not_measured=reason)  # fmt: skip
     measured = measuring.measure(extra.path, feeds, runs=runs, providers=runnable)

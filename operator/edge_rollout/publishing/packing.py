@@ -1,8 +1,8 @@
 """Packs variant files into a directory store: chunks, per-tensor deltas, golden blobs, manifests.
 
-Calls `core.chunking` and `core.delta` on bytes the publisher gives it (with tensor ranges found by
-`cli.onnxmodel`), and writes content-addressed objects through `store.writer`. Must not sign or
-make a release visible (that is `DirectoryStore.publish`, last).
+Calls `content.chunking` and `content.delta` on bytes the publisher gives it (with tensor ranges
+found by `publishing.onnxmodel`), and writes content-addressed objects through `store.writer`.
+Must not sign or make a release visible (that is `DirectoryStore.publish`, last).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from edge_rollout.api.manifest import (
     TensorRange,
     Tolerance,
 )
-from edge_rollout.core import chunking, delta, diffing
+from edge_rollout.content import chunking, delta, diffing
 from edge_rollout.store import assembly, codec
 from edge_rollout.store.writer import DirectoryStore
 

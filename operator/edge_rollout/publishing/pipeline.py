@@ -1,0 +1,196 @@
+"""Publishes one model release: build and measure the variants, pack them, then make it visible.
+
+Gathers (`publishing.building`: load the ONNX model, build fp16/int8, take the user's extra
+variants, measure each in onnxruntime), packs (chunks, tensor and gap deltas against the previous
+release, golden vectors, manifests), then makes the release visible with one atomic rename. Takes
+a `PublishRequest`, reports through `Progress`; must not parse arguments, print or touch a cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge_rollout.api.manifest import FileEntry, GoldenRef, Manifest, Tolerance
+from edge_rollout.api.release import Measurements, Release, Requirements, VariantEntry
+from edge_rollout.publishing import building, measuring, onnxmodel, packing
+from edge_rollout.publishing.request import SILENT, Progress, PublishRequest
+from edge_rollout.store import assembly, codec, keys
+from edge_rollout.store.errors import StoreError
+from edge_rollout.store.reader import StoreReader, index_path
+from edge_rollout.store.transport import FileTransport
+from edge_rollout.store.writer import DirectoryStore
+
+MEMORY_MARGIN = 1.25
+
+
+def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
+    """Build everything, then make the release visible last; returns the published index."""
+    req.check()
+    store = DirectoryStore(req.store)
+    store.check_writable()
+    key = keys.load_private_key(req.key)
+    model = onnxmodel.load(req.model)
+    wanted = {"fp32", *req.variants, *(e.name for e in req.extra_variants)}
+    _refuse_known_conflict(store, req, wanted)
+    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization logs advice at WARNING
+    with tempfile.TemporaryDirectory() as tmp:
+        built = building.build_variants(req, model, Path(tmp), progress)
+    base = _base_release(store, key, req)
+    entries = [_pack_variant(store, key, req, b, built[0], base, progress) for b in built]
+    release = Release(
+        model=req.name,
+        version=req.version,
+        created=datetime.now(UTC).isoformat(),
+        variants=entries,
+        previous_version=base.version if base else "",
+    )
+    if not store.publish(release, key):
+        progress.note(f"{req.name}@{req.version} was already published with the same content")
+    return release
+
+
+def _refuse_known_conflict(store: DirectoryStore, req: PublishRequest, wanted: set[str]) -> None:
+    """Before building anything: refuse a version already published from another model file (its
+    fp32 variant is the model as given) or with other variants. Same file and variants go on, as
+    republishing identical content is a no-op; other differences are caught by `store.publish`."""
+    existing = store.published(req.name, req.version)
+    if existing is None:
+        return
+    fp32 = existing.variant("fp32")
+    digest = f"sha256:{codec.sha256_hex(req.model.read_bytes())}"
+    if fp32 is not None and fp32.file_digest not in ("", digest):
+        found = f"from another model file (its fp32 file is not {req.model.name})"
+    elif {v.name for v in existing.variants} != wanted:
+        found = f"with variants {', '.join(sorted(v.name for v in existing.variants))}"
+    else:
+        return
+    raise StoreError(
+        str(store.root / index_path(req.name, req.version)),
+        "immutable",
+        f"{req.name}@{req.version} is already published {found}",
+        "Publish under a new version; published versions never change",
+    )
+
+
+def _base_release(store: DirectoryStore, key: Any, req: PublishRequest) -> Release | None:
+    if req.base_version == "":
+        return None
+    reader = StoreReader(FileTransport(store.root), key.public_key())
+    if req.base_version:
+        return reader.fetch_release(req.name, req.base_version)
+    older = [r for r in store.versions(req.name) if r.version != req.version]
+    return reader.fetch_release(req.name, older[-1].version) if older else None
+
+
+def _held_bases(
+    store: DirectoryStore, key: Any, release: Release | None, variant: str
+) -> dict[str, packing.Base]:
+    """Per file path, the previous release's same variant: its tensors' bytes and its chunks."""
+    if release is None or release.variant(variant) is None:
+        return {}
+    reader = StoreReader(FileTransport(store.root), key.public_key())
+    _, manifest = reader.fetch_variant(release, variant)
+    files, _ = assembly.assemble(reader, manifest)
+    digests = frozenset(c.digest for f in manifest.files for c in f.chunks)
+    return {
+        f.path: packing.base_of(release.version, f, files[f.path], digests) for f in manifest.files
+    }
+
+
+def _carried_golden(
+    store: DirectoryStore, key: Any, req: PublishRequest, variant: str, earlier_version: str
+) -> GoldenRef:
+    """The golden vectors of the same variant of an earlier release, as a regression gate."""
+    reader = StoreReader(FileTransport(store.root), key.public_key())
+    earlier = reader.fetch_release(req.name, earlier_version)
+    name = variant if earlier.variant(variant) else earlier.variants[0].name
+    _, manifest = reader.fetch_variant(earlier, name)
+    vectors = reader.fetch_golden(manifest)
+    if vectors is None:
+        raise ValueError(f"{req.name}@{earlier_version} variant {name} has no golden vectors")
+    blob = store.put_blob(codec.canonical_json(vectors))
+    tolerance = Tolerance(rtol=0.0, atol=req.golden_atol, min_cosine=req.golden_min_cosine)
+    return GoldenRef(blob=blob, cases=len(vectors.cases), tolerance=tolerance)
+
+
+def _pack_files(
+    store: DirectoryStore, b: building.Built, bases: dict[str, packing.Base], progress: Progress
+) -> list[FileEntry]:
+    files: list[FileEntry] = []
+    for path, data in b.files.items():
+        task = f"chunk + compress {b.name}/{path}"
+        progress.start(task, len(data))
+        advance = functools.partial(progress.advance, task)
+        spans = b.spans.get(path, [])
+        files.append(packing.pack_file(store, path, data, spans, bases.get(path), advance))
+    return files
+
+
+def _pack_variant(
+    store: DirectoryStore,
+    key: Any,
+    req: PublishRequest,
+    b: building.Built,
+    ref: building.Built,
+    base: Release | None,
+    progress: Progress,
+) -> VariantEntry:
+    files = _pack_files(store, b, _held_bases(store, key, base, b.name), progress)
+    golden = (
+        _carried_golden(store, key, req, b.name, req.golden_from)
+        if req.golden_from
+        else _own_golden(store, b)
+    )
+    manifest = Manifest(
+        model=req.name,
+        version=req.version,
+        variant=b.name,
+        files=files,
+        onnx=b.facts,
+        golden=golden,
+    )
+    digest, stored = store.put_manifest(manifest)
+    return VariantEntry(
+        name=b.name,
+        precision=b.precision,
+        manifest_digest=digest,
+        manifest_size=stored,
+        requirements=_requirements(b),
+        measurements=_measurements(b, ref),
+        file_digest=f"sha256:{files[0].digest}",
+        download_bytes=sum(c.stored for f in files for c in f.chunks),
+        built_by=b.built_by,
+    )
+
+
+def _own_golden(store: DirectoryStore, b: building.Built) -> GoldenRef | None:
+    """This variant's own outputs on 2 samples; none when it could not be run here."""
+    if b.measured is None:
+        return None
+    return packing.pack_golden(store, b.precision, b.inputs[:2], b.measured.outputs[:2])
+
+
+def _requirements(b: building.Built) -> Requirements:
+    if b.measured is None:
+        return b.requirements
+    peak = int(b.measured.peak_memory_bytes * MEMORY_MARGIN)
+    return b.requirements.model_copy(update={"min_memory_bytes": peak})
+
+
+def _measurements(b: building.Built, ref: building.Built) -> Measurements:
+    file_bytes = sum(len(d) for d in b.files.values())
+    if b.measured is None or ref.measured is None:
+        return Measurements(file_bytes=file_bytes, not_measured=b.not_measured)
+    return Measurements(
+        file_bytes=file_bytes,
+        peak_memory_bytes=b.measured.peak_memory_bytes,
+        latency_p50_ms=round(b.measured.latency_p50_ms, 4),
+        latency_p95_ms=round(b.measured.latency_p95_ms, 4),
+        agreement=measuring.agreement(ref.measured.outputs, b.measured.outputs),
+        measured_with=list(b.measured_with),
+    )

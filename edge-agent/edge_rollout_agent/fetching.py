@@ -18,7 +18,7 @@ from typing import Protocol
 
 from edge_rollout.api.manifest import ChunkRef, GoldenVectors, Manifest
 from edge_rollout.store import codec
-from edge_rollout.store.errors import NotFoundError, StoreError, VerificationError
+from edge_rollout.store.errors import SHORT_READ, NotFoundError, StoreError, VerificationError
 from edge_rollout_agent.layout import ModelDir, all_model_dirs
 
 
@@ -130,6 +130,8 @@ def classify(exc: StoreError) -> str:
         return "NotFound"
     if isinstance(exc, VerificationError):
         return "ChunkCorrupt"
+    if exc.check == SHORT_READ:
+        return "StoreShortRead"  # it answered, but kept cutting bodies short
     return "StoreUnreachable"
 
 

@@ -5,6 +5,9 @@ Raised by readers, writers and key loading. Pure data, no I/O.
 
 from __future__ import annotations
 
+SHORT_READ = "short-read"
+"""The `check` of a StoreError for a store that kept answering 200 with a short body."""
+
 
 class StoreError(Exception):
     """A store object could not be read, failed a check, or a write was refused."""

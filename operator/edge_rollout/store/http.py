@@ -1,22 +1,36 @@
 """HTTP(S) transport for stores served by any static server (nginx, S3, a CDN).
 
 requests with urllib3 `Retry` for connection errors and 5xx, timeouts on every request, a custom
-CA bundle, and Range requests that resume a body cut off mid-way. Moves bytes only: must not
+CA bundle, and Range requests that resume a body cut off mid-way, or a 200 shorter than the
+object (a store or proxy that lies about a body being complete). Moves bytes only: must not
 verify or decompress.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from edge_rollout.store.errors import NotFoundError, StoreError
+from edge_rollout.store.errors import SHORT_READ, NotFoundError, StoreError
 from edge_rollout.store.transport import check_relative
 
 _BROKEN = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """How one request went: its status, the size the reply said the object has, the error
+    that cut it off (None when the body ended cleanly)."""
+
+    status: int
+    declared: int | None
+    error: Exception | None = None
 
 
 def build_session(ca_bundle: str | None, retries: int) -> requests.Session:
@@ -64,32 +78,49 @@ class HttpTransport:
     def location(self) -> str:
         return self.base_url
 
-    def get(self, path: str, prefix: bytes = b"") -> bytes:
+    def get(self, path: str, prefix: bytes = b"", size: int | None = None) -> bytes:
+        """The object's bytes; `size` is its stored size when the caller knows it (a manifest
+        says): a 200 shorter than that, or than its own Content-Length, is completed with Range
+        requests from where it stopped."""
         url = f"{self.base_url}/{check_relative(path)}"
         buf = bytearray(prefix)
+        short = ""
         for attempt in range(self.resumes + 1):
             try:
-                return self._get_once(url, buf)
+                reply = self._get_once(url, buf)
             except _BROKEN as exc:
-                if attempt == self.resumes:
-                    raise StoreError(
-                        url,
-                        "fetch",
-                        f"transfer failed {attempt + 1} times ({exc})",
-                        "Check the network and the store server, then retry",
-                    ) from exc
-                time.sleep(min(0.1 * 2**attempt, 2.0))
+                reply = _Reply(0, None, exc)
+            except StoreError as exc:
+                if short and exc.check == "size":  # 416: the 200 was whole after all
+                    return bytes(buf)  # (stored differently than the manifest says; verified next)
+                raise
+            expected = size if size is not None else reply.declared
+            if reply.error is None and (expected is None or len(buf) >= expected):
+                if short:
+                    log.warning("%s: recovered", short)
+                return bytes(buf)
+            if reply.status == 200 and expected and not short:
+                short = f"{url} returned 200 with {len(buf)} of {expected} bytes"
+                short += "; retried with Range"
+                log.warning("StoreShortRead: %s", short)
+            if attempt == self.resumes:
+                raise _gave_up(url, attempt + 1, short, reply.error or f"{len(buf)} bytes")
+            time.sleep(min(0.1 * 2**attempt, 2.0))
         raise AssertionError("unreachable")
 
-    def _get_once(self, url: str, buf: bytearray) -> bytes:
+    def _get_once(self, url: str, buf: bytearray) -> _Reply:
         headers = {"Range": f"bytes={len(buf)}-"} if buf else {}
         with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as resp:
             self._check_status(url, resp, len(buf))
             if resp.status_code == 200:
                 buf.clear()  # the server ignored Range (or nothing was held): start over
-            for part in resp.iter_content(chunk_size=1 << 16):
-                buf += part
-        return bytes(buf)
+            declared = _declared_size(resp, len(buf))
+            try:
+                for part in resp.iter_content(chunk_size=1 << 16):
+                    buf += part
+            except _BROKEN as exc:
+                return _Reply(resp.status_code, declared, exc)
+        return _Reply(resp.status_code, declared)
 
     @staticmethod
     def _check_status(url: str, resp: requests.Response, held: int) -> None:
@@ -120,3 +151,27 @@ class HttpTransport:
                 f"unexpected Content-Range {resp.headers.get('Content-Range')!r}",
                 "The server or a proxy mishandles Range requests; retry without resuming",
             )
+
+
+def _declared_size(resp: requests.Response, offset: int) -> int | None:
+    """The whole object's size as the reply states it (Content-Length past `offset`); None when
+    the body is content-encoded (Content-Length then counts the encoded bytes)."""
+    length = resp.headers.get("Content-Length", "")
+    encoded = resp.headers.get("Content-Encoding", "identity") not in ("", "identity")
+    return offset + int(length) if length.isdigit() and not encoded else None
+
+
+def _gave_up(url: str, attempts: int, short: str, last: object) -> StoreError:
+    if short:
+        return StoreError(
+            url,
+            SHORT_READ,
+            f"{short.removeprefix(url + ' ')} {attempts - 1} times; the last attempt got {last}",
+            "The store or a proxy in front of it cuts bodies short: check its logs and cache",
+        )
+    return StoreError(
+        url,
+        "fetch",
+        f"transfer failed {attempts} times ({last})",
+        "Check the network and the store server, then retry",
+    )

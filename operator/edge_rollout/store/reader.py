@@ -203,7 +203,7 @@ class StoreReader:
         """
         hex_digest = _hex(ref.digest, "chunk digest")
         path = codec.object_path("chunks", hex_digest)
-        return self._fetch_verified(path, hex_digest, ref.size, prefix)
+        return self._fetch_verified(path, hex_digest, ref.size, prefix, ref.stored)
 
     def fetch_golden(self, manifest: Manifest) -> GoldenVectors | None:
         """The smoke-test vectors of a variant, if it has any."""
@@ -215,9 +215,14 @@ class StoreReader:
         )
 
     def _fetch_verified(
-        self, path: str, hex_digest: str, size: int | None, prefix: bytes = b""
+        self,
+        path: str,
+        hex_digest: str,
+        size: int | None,
+        prefix: bytes = b"",
+        stored_size: int | None = None,
     ) -> bytes:
-        stored = self.transport.get(path, prefix)
+        stored = self.transport.get(path, prefix, stored_size or None)
         try:
             plain = codec.decompress(stored, size)
         except Exception as exc:  # zstandard raises ZstdError and others for bad frames

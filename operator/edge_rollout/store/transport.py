@@ -22,8 +22,9 @@ class Transport(Protocol):
         """The store root, for messages (a URL or a directory)."""
         ...
 
-    def get(self, path: str, prefix: bytes = b"") -> bytes:
+    def get(self, path: str, prefix: bytes = b"", size: int | None = None) -> bytes:
         """The object's stored bytes. `prefix` is a part already held: only the rest is fetched.
+        `size` is the stored size when the caller knows it: a shorter answer is completed.
 
         Raises `NotFoundError` when absent and `StoreError` (check `fetch`) when unreachable.
         """
@@ -53,7 +54,7 @@ class FileTransport:
     def location(self) -> str:
         return self.root.as_uri() if self.root.is_absolute() else str(self.root)
 
-    def get(self, path: str, prefix: bytes = b"") -> bytes:
+    def get(self, path: str, prefix: bytes = b"", size: int | None = None) -> bytes:
         target = self.root / check_relative(path)
         try:
             return target.read_bytes()

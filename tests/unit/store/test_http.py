@@ -15,11 +15,18 @@ BODY = bytes(range(256)) * 40
 
 class FakeResponse:
     def __init__(
-        self, status: int, body: bytes, cut: bool = False, content_range: str = ""
+        self,
+        status: int,
+        body: bytes,
+        cut: bool = False,
+        content_range: str = "",
+        length: int | None = None,
     ) -> None:
         self.status_code, self.body, self.cut = status, body, cut
         self.reason = "reason"
         self.headers = {"Content-Range": content_range} if content_range else {}
+        if length is not None:
+            self.headers["Content-Length"] = str(length)
 
     def __enter__(self) -> FakeResponse:
         return self
@@ -87,3 +94,47 @@ def test_path_like_names_never_reach_the_network() -> None:
     with pytest.raises(StoreError, match="name check failed"):
         t.get("../etc/passwd")
     assert session.ranges == []
+
+
+def rest(start: int) -> FakeResponse:
+    return FakeResponse(206, BODY[start:], content_range=f"bytes {start}-{len(BODY) - 1}/*")
+
+
+def test_a_short_200_is_completed_with_range_when_the_size_is_known(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A store that says 1000 bytes is the whole object (Content-Length agrees) is caught by the
+    stored size the manifest gives, and the rest is asked for with Range."""
+    t, session = transport(FakeResponse(200, BODY[:1000], length=1000), rest(1000))
+    assert t.get("chunks/sha256/x", size=len(BODY)) == BODY
+    assert session.ranges == [None, "bytes=1000-"]
+    assert (
+        f"StoreShortRead: http://store/chunks/sha256/x returned 200 with 1000 of {len(BODY)}"
+        " bytes; retried with Range" in caplog.text
+    )
+
+
+def test_a_200_cut_short_of_its_content_length_names_both_sizes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t, _ = transport(FakeResponse(200, BODY[:1000], cut=True, length=len(BODY)), rest(1000))
+    assert t.get("chunks/sha256/x") == BODY
+    assert f"returned 200 with 1000 of {len(BODY)} bytes; retried with Range" in caplog.text
+
+
+def test_a_store_that_stays_short_is_a_short_read_saying_what_it_did() -> None:
+    nothing = FakeResponse(206, b"", content_range=f"bytes 1000-{len(BODY) - 1}/*")
+    t, _ = transport(FakeResponse(200, BODY[:1000], length=1000), nothing, nothing)
+    with pytest.raises(StoreError) as raised:
+        t.get("chunks/sha256/x", size=len(BODY))
+    assert raised.value.check == "short-read"
+    assert str(raised.value).startswith(
+        f"http://store/chunks/sha256/x: short-read check failed: returned 200 with 1000 of"
+        f" {len(BODY)} bytes; retried with Range 2 times; the last attempt got 1000 bytes"
+    )
+
+
+def test_without_a_known_size_a_clean_200_is_taken_as_whole() -> None:
+    t, session = transport(FakeResponse(200, BODY[:1000], length=1000))
+    assert t.get("chunks/sha256/x") == BODY[:1000]
+    assert session.ranges == [None]

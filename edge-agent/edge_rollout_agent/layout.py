@@ -77,6 +77,35 @@ def verify_files(directory: Path, manifest: Manifest) -> None:
             raise IntegrityError(f"{path}: sha256 {actual}, manifest says {entry.digest}")
 
 
+NAME_LIMIT = 200
+"""Most bytes in a file name the agent derives from an object name (file systems allow 255;
+`write_atomic` adds a dot, `.tmp-` and a pid)."""
+
+
+def file_name(key: str, suffix: str = "") -> str:
+    """A file name for `key` (`<namespace>/<deployment>`, up to 63 + 1 + 253 characters) of at
+    most NAME_LIMIT bytes: `/` becomes `_`, and a name that would be longer keeps its start and
+    ends in a hash of the whole key, so two keys never share a file.
+
+    >>> file_name("fleet/classifier", ".json")
+    'fleet_classifier.json'
+    >>> len(file_name("n" * 63 + "/" + "d" * 253, ".json"))
+    200
+    """
+    flat = key.replace("/", "_")
+    if len((flat + suffix).encode()) <= NAME_LIMIT:
+        return flat + suffix
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    keep = NAME_LIMIT - len(suffix.encode()) - len(digest) - 1
+    start = flat.encode()[:keep].decode(errors="ignore")
+    return f"{start}-{digest}{suffix}"
+
+
+def state_file(data_dir: Path, kind: str, key: str) -> Path:
+    """`<data>/state/<kind>/<file_name(key)>.json`: the agent's own record about one entry."""
+    return data_dir / "state" / kind / file_name(key, ".json")
+
+
 def dir_name(item: Installed) -> str:
     """`<version>-<variant>` (the manifest inside, not the name, says which it is)."""
     return f"{item.version}-{item.variant}"

@@ -296,7 +296,7 @@ def crash_guard(data_dir: Path, desired: DesiredModel) -> Iterator[None]:
     and removed after its test returns, whatever the outcome; a marker found on the next attempt
     means the process died in between.
     """
-    marker = data_dir / "state" / "testing" / (desired.name.replace("/", "_") + ".json")
+    marker = layout.state_file(data_dir, "testing", desired.name)
     what = {"version": desired.version, "variant": desired.variant}
     deaths = 0
     if marker.exists():

@@ -89,3 +89,25 @@ def test_write_atomic_leaves_no_temporary_files(tmp_path: Path) -> None:
 def test_all_model_dirs(model_dir: ModelDir) -> None:
     install(model_dir, b"one", "1.0")
     assert layout.all_model_dirs(model_dir.data_dir) == [model_dir]
+
+
+LONGEST_KEY = "n" * 63 + "/" + "d" * 253
+"""A namespace and a ModelDeployment name at Kubernetes' limits (63 and 253 characters)."""
+
+
+def test_names_at_the_kubernetes_limits_give_files_that_fit(tmp_path: Path) -> None:
+    model_dir = ModelDir(tmp_path, LONGEST_KEY)
+    item = install(model_dir, b"one", "1." + "0" * 126)  # a version of 128 characters
+    model_dir.activate(item)
+    model_dir.remove(install(model_dir, b"two", "2.0"))
+    assert model_dir.link("current") == item
+    marker = layout.state_file(tmp_path, "testing", LONGEST_KEY)
+    layout.write_atomic(marker, b"{}")
+    assert len(marker.name.encode()) == layout.NAME_LIMIT
+    assert marker.read_bytes() == b"{}"
+
+
+def test_long_names_that_share_a_start_get_different_files() -> None:
+    a, b = LONGEST_KEY, LONGEST_KEY[:-1] + "e"
+    assert layout.file_name(a, ".json") != layout.file_name(b, ".json")
+    assert layout.file_name("ns/dep", ".json") == "ns_dep.json"  # short names as before

@@ -97,6 +97,9 @@ class EdgeNodeApi:
         for event in stream:
             if event["type"] in ("ADDED", "MODIFIED"):
                 yield EdgeNode.model_validate(event["object"])
+            elif event["type"] == "DELETED":
+                log.warning("EdgeNode %s was deleted; creating it again", self.node)
+                return  # the caller ensures it again (or takes the operator's new one)
             elif event["type"] == "ERROR":
                 log.info("watch of EdgeNode %s ended: %s", self.node, event["object"])
                 return

@@ -95,6 +95,8 @@ class Agent:
         self.lock = threading.Lock()
         self.hardware = Hardware()
         self.metered_label = False
+        self.node_uid: object = None
+        """metadata.uid of the EdgeNode last seen."""
 
     @property
     def spec_path(self) -> Path:
@@ -121,7 +123,12 @@ class Agent:
                 delay = min(delay * 2, 30.0)
 
     def set_node(self, node: EdgeNode) -> None:
-        """What the watch saw: the spec, and the labels that describe the node's link."""
+        """What the watch saw: the spec, and the labels that describe the node's link. A new
+        object (deleted and created again) gets the whole report at once."""
+        uid = node.metadata.get("uid")
+        if uid != self.node_uid:
+            self.node_uid, self.sent = uid, None
+            self.wake.set()
         labels = node.metadata.get("labels") or {}
         self.metered_label = isinstance(labels, dict) and labels.get(METERED_LABEL) == "true"
         self.set_spec(node.spec, connected=True)

@@ -223,7 +223,10 @@ class NodePlanner:
     def _select(
         self, node: NodeInput, release: Release, excluded: Sequence[str]
     ) -> selection.Choice:
-        """Nodes with equal profiles get equal choices: select once per profile in a plan."""
+        """Nodes with equal profiles get equal choices: select once per profile in a plan.
+        None before the node's agent has reported its hardware (see `_awaiting_report`)."""
+        if node.hardware.profile == LABELS_PROFILE:
+            return _awaiting_report(node.name)
         facts = selection.NodeFacts(node.name, node.labels, node.hardware)
         policy = self.spec.selection
         budget = selection.memory_budget(node.hardware, policy, node.claims)
@@ -245,6 +248,25 @@ class NodePlanner:
             return False
         since = parse(reported.ready_since)
         return since is not None and since <= self.ready_before
+
+
+LABELS_PROFILE = "node-labels"
+"""`Hardware.profile` of what `labels.hardware_from_labels` read from a Node's labels: its agent
+has not reported the node's hardware (yet, or since its EdgeNode was created again)."""
+AWAITING_REPORT = "AwaitingHardwareReport"
+
+
+def _awaiting_report(node: str) -> selection.Choice:
+    """No variant for a node whose hardware the operator does not know: labels alone could pick
+    one the node cannot run best (a GPU node without GPU labels would be asked for fp32, then
+    moved to fp16 once its agent reports). The node waits, named in worstNodes."""
+    return selection.Choice(
+        node,
+        None,
+        AWAITING_REPORT,
+        f"node {node}: waiting for its agent's hardware report; no variant is chosen before it"
+        " (start the agent on the node, or see why it cannot reach the apiserver)",
+    )
 
 
 def _active(desired: DesiredModel, reported: ModelStatus | None) -> bool:

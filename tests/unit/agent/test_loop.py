@@ -194,3 +194,25 @@ def test_a_metered_label_on_the_edgenode_holds_a_full_download(world: Any, tmp_p
     assert model.active_version == ""
     assert model.last_error is not None
     assert "metered" in (model.last_error.reason + model.last_error.message).lower()
+
+
+def test_an_edgenode_created_again_gets_the_whole_report_at_once(
+    world: Any, tmp_path: Path
+) -> None:
+    """Deleted and created again (by the agent or the operator), the object has no status: the
+    next step reports hardware and models though nothing changed on the node."""
+    agent, api, store, clock = world
+    v1 = publish(store, tmp_path, "1.0", 1)
+    agent.set_node(EdgeNode.model_validate({"metadata": {"uid": "a"}, "spec": {"models": [v1]}}))
+    agent.step()
+    count = len(api.statuses)
+    clock.now += timedelta(seconds=1)
+    agent.set_node(EdgeNode.model_validate({"metadata": {"uid": "a"}, "spec": {"models": [v1]}}))
+    agent.step()
+    assert len(api.statuses) == count  # the same object: nothing new to say
+    agent.set_node(EdgeNode.model_validate({"metadata": {"uid": "b"}, "spec": {"models": [v1]}}))
+    assert agent.wake.is_set()
+    agent.step()
+    assert len(api.statuses) == count + 1
+    assert api.statuses[-1].hardware.cpu_cores > 0
+    assert api.statuses[-1].models[0].phase == "Ready"

@@ -301,7 +301,7 @@ def discover(
         arch=go_arch(machine or platform.machine()),
         cpu_cores=parse_cpu_cores(cpuinfo) or os.cpu_count() or 0,
         cpu_features=parse_cpu_features(cpuinfo),
-        memory_bytes=total,
+        memory_bytes=total or None,  # no MemTotal: unknown (absent), not 0
         memory_available_bytes=available,
         disk_free_bytes=disk_free(data_dir),
         accelerators=discover_accelerators(paths),

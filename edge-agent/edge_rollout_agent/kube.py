@@ -110,6 +110,7 @@ def status_body(status: EdgeNodeStatus) -> dict[str, Any]:
     patch; the one optional scalar outside them is sent as null so the patch clears it."""
     body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     body["hardware"].setdefault("temperatureCelsius", None)
+    body["hardware"].setdefault("memoryBytes", None)
     return body
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from edge_rollout.api.common import (
+    CONDITION_REASON,
     CONDITIONS_LIST,
     SHA256_DIGEST,
     ApiModel,
@@ -29,6 +30,29 @@ ENTRY_KEY = TextFormat(
     " letters, digits, '-' or '.', each starting and ending with a letter or digit",
 )
 MANIFEST_DIGEST = replace(SHA256_DIGEST, words=SHA256_DIGEST.words + " (or empty)", empty_ok=True)
+
+TIMESTAMP = TextFormat(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$",
+    "must be an RFC 3339 time with a zone, like 2026-03-06T23:00:00Z (or empty)",
+    empty_ok=True,
+)
+"""Agents' times: a zone is required (a time without one cannot be compared)."""
+Timestamp = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra=x_validations(TIMESTAMP.rule())),
+    TIMESTAMP.validator(),
+]
+REASON = replace(CONDITION_REASON, empty_ok=False)
+MAX_NODE_BYTES = 1 << 50
+"""1 PiB: most memory or disk a node may report."""
+MAX_MODEL_BYTES = 1 << 42
+"""4 TiB: most bytes one model may report fetched or reused on one node, so that a deployment's
+sums over a million nodes stay within int64 (the ModelDeployment status fields)."""
+MAX_CORES = 65_536
+MAX_MS = 3_600_000.0
+"""An hour, in milliseconds: the longest latency a node may report."""
+Feature = Annotated[str, Field(max_length=64)]
 
 ModelPhase = Literal[
     "Pending", "Downloading", "Verifying", "Loading", "Testing", "Ready", "Failed", "RolledBack"
@@ -95,7 +119,7 @@ class Accelerator(ApiModel):
     """Vendor, lower case: nvidia, intel, hailo, rockchip, amd, …"""
     model: str = Field(default="", max_length=128)
     """Product name as the vendor spells it."""
-    memory_bytes: int = Field(default=0, ge=0)
+    memory_bytes: int = Field(default=0, ge=0, le=MAX_NODE_BYTES)
     """Dedicated memory in bytes (0 when it shares system memory)."""
     execution_provider: str = Field(default="", max_length=64)
     """onnxruntime execution provider that drives it, e.g. CUDAExecutionProvider."""
@@ -106,21 +130,22 @@ class Hardware(ApiModel):
 
     arch: str = Field(default="", max_length=32)
     """CPU architecture as Go names it: amd64, arm64, arm."""
-    cpu_cores: int = Field(default=0, ge=0)
+    cpu_cores: int = Field(default=0, ge=0, le=MAX_CORES)
     """Logical CPU cores."""
-    cpu_features: list[str] = Field(default_factory=list, max_length=64)
+    cpu_features: list[Feature] = Field(default_factory=list, max_length=64)
     """ISA features relevant to inference: avx2, avx512f, avx512_vnni, neon, dotprod, …"""
-    memory_bytes: int = Field(default=0, ge=0)
-    """Total memory."""
-    memory_available_bytes: int = Field(default=0, ge=0)
+    memory_bytes: int | None = Field(default=None, ge=0, le=MAX_NODE_BYTES)
+    """Total memory; absent when unknown (then memory is not checked). 0 means none: nothing
+    fits."""
+    memory_available_bytes: int = Field(default=0, ge=0, le=MAX_NODE_BYTES)
     """Memory available to models now."""
-    disk_free_bytes: int = Field(default=0, ge=0)
+    disk_free_bytes: int = Field(default=0, ge=0, le=MAX_NODE_BYTES)
     """Free space in the agent's data directory."""
     accelerators: list[Accelerator] = Field(default_factory=list, max_length=16)
     """NPUs and GPUs found."""
-    execution_providers: list[str] = Field(default_factory=list, max_length=16)
+    execution_providers: list[Feature] = Field(default_factory=list, max_length=16)
     """onnxruntime execution providers available, best first."""
-    temperature_celsius: float | None = None
+    temperature_celsius: float | None = Field(default=None, ge=-273.15, le=1000.0)
     """Hottest thermal zone, if the machine has any."""
     metered: bool = False
     """The node's link is metered (cellular); policies may hold back downloads."""
@@ -133,16 +158,18 @@ class Hardware(ApiModel):
 class LatencySummary(ApiModel):
     """Measured inference latency on the node."""
 
-    p50_ms: float = Field(default=0.0, ge=0.0)
+    p50_ms: float = Field(default=0.0, ge=0.0, le=MAX_MS)
     """Median in milliseconds."""
-    p95_ms: float = Field(default=0.0, ge=0.0)
+    p95_ms: float = Field(default=0.0, ge=0.0, le=MAX_MS)
     """95th percentile in milliseconds."""
 
 
 class ModelError(ApiModel):
     """Why a model failed on the node."""
 
-    reason: str = Field(max_length=128)
+    reason: Annotated[str, REASON.validator()] = Field(
+        max_length=128, json_schema_extra=x_validations(REASON.rule())
+    )
     """CamelCase reason, e.g. DigestMismatch, LoadFailed, TestVectorMismatch, DoesNotFit."""
     message: str = Field(default="", max_length=2048)
     """What happened, with the file and check, and what to do."""
@@ -151,7 +178,9 @@ class ModelError(ApiModel):
 class ModelStatus(ApiModel):
     """What the agent reports for one desired model."""
 
-    name: str = Field(max_length=317)
+    name: Annotated[str, ENTRY_KEY.validator()] = Field(
+        max_length=317, json_schema_extra=x_validations(ENTRY_KEY.rule())
+    )
     """Key of the spec entry: `<namespace>/<modeldeployment>`."""
     phase: ModelPhase = "Pending"
     """Pending, Downloading, Verifying, Loading, Testing, Ready, Failed or RolledBack."""
@@ -163,21 +192,21 @@ class ModelStatus(ApiModel):
     """Version apps on the node are served now (`current`)."""
     active_variant: str = Field(default="", max_length=63)
     """Variant apps on the node are served now."""
-    bytes_fetched: int = Field(default=0, ge=0)
+    bytes_fetched: int = Field(default=0, ge=0, le=MAX_MODEL_BYTES)
     """Bytes downloaded for this version."""
-    bytes_reused: int = Field(default=0, ge=0)
+    bytes_reused: int = Field(default=0, ge=0, le=MAX_MODEL_BYTES)
     """Bytes taken from files already on the node."""
     progress_percent: int = Field(default=0, ge=0, le=100)
     """Download and verification progress."""
     latency: LatencySummary | None = None
     """Measured latency of the active model."""
-    memory_bytes: int = Field(default=0, ge=0)
+    memory_bytes: int = Field(default=0, ge=0, le=MAX_NODE_BYTES)
     """Peak memory to load and run the active model."""
     last_error: ModelError | None = None
     """The last failure, or while Pending why the node waits (UpdateWindow, MeteredLink, ...)."""
-    last_transition_time: str = Field(default="", max_length=64)
+    last_transition_time: Timestamp = ""
     """When phase last changed (RFC 3339)."""
-    ready_since: str = Field(default="", max_length=64)
+    ready_since: Timestamp = ""
     """When the active version became Ready (RFC 3339)."""
 
 
@@ -186,7 +215,7 @@ class EdgeNodeStatus(ApiModel):
 
     hardware: Hardware = Field(default_factory=Hardware)
     """Hardware profile."""
-    heartbeat_time: str = Field(default="", max_length=64)
+    heartbeat_time: Timestamp = ""
     """Last time the agent reported (RFC 3339)."""
     agent_version: str = Field(default="", max_length=64)
     """Version of the agent."""

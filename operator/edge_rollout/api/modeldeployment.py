@@ -7,9 +7,13 @@ what users of Argo Rollouts (steps, maxUnavailable), Greengrass (abort criteria)
 
 from __future__ import annotations
 
+import functools
+import re
+import zoneinfo
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from edge_rollout.api.common import (
     CONDITIONS_LIST,
@@ -45,7 +49,7 @@ VERSION = TextFormat(
 )
 CLOCK_TIME = TextFormat(
     r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-    "must be a 24-hour time HH:MM from 00:00 to 23:59, like 02:30",
+    "must be a 24-hour time HH:MM from 00:00 to 23:59, like 02:30 (hours and minutes, no seconds)",
 )
 BANDWIDTH = TextFormat(
     r"^[0-9]+(k|Ki|M|Mi|G|Gi)?$",
@@ -64,10 +68,83 @@ VariantName = Annotated[str, _named(VARIANT_NAME), VARIANT_NAME.validator()]
 StepName = Annotated[str, _named(STEP_NAME), STEP_NAME.validator()]
 ClockTime = Annotated[
     str,
-    Field(max_length=5, json_schema_extra=x_validations(CLOCK_TIME.rule())),
+    # maxLength above 5, so that 02:30:00 gets the HH:MM rule rather than "Too long"
+    Field(max_length=16, json_schema_extra=x_validations(CLOCK_TIME.rule())),
     CLOCK_TIME.validator(),
 ]
 Precision = Literal["fp32", "fp16", "int8"]
+
+
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def is_iana_zone(name: str) -> bool:
+    """`name` is in the IANA time zone database (when the machine has none, every name is).
+
+    >>> is_iana_zone("Europe/Berlin"), is_iana_zone("UTC+2"), is_iana_zone("Mars/Olympus")
+    (True, False, False)
+    """
+    zones = _iana_zones()
+    return not zones or name in zones
+
+
+def _check_zone(name: str) -> str:
+    if name and not is_iana_zone(name):
+        message = (
+            f'"{name}" is not an IANA time zone: use a name like Europe/Berlin or UTC (an offset'
+            " is not a zone: for UTC+2 write Etc/GMT-2), or leave it empty for the node's zone"
+        )
+        raise PydanticCustomError("time_zone", "{message}", {"message": message})
+    return name
+
+
+SMALL_SELECTOR_LIMITS = (4, 2, 8)
+"""matchLabels, matchExpressions, values per expression: the most a pin's or the canary
+selector may have (they pick a few labelled nodes), keeping the spec's largest size within what
+kubectl apply can store (see docs/troubleshooting.md, "Sizes")."""
+
+
+def _small_selector_rule(path: str, what: str, optional: bool = False) -> dict[str, str]:
+    labels, expressions, values = SMALL_SELECTOR_LIMITS
+    s = f"self.{path}"
+    rule = (
+        f"(!has({s}.matchLabels) || size({s}.matchLabels) <= {labels})"
+        f" && (!has({s}.matchExpressions) || (size({s}.matchExpressions) <= {expressions}"
+        f" && {s}.matchExpressions.all(e, !has(e.values) || size(e.values) <= {values})))"
+    )
+    if optional:
+        rule = f"!has({s}) || ({rule})"
+    message = (
+        f"{what} may have at most {labels} matchLabels and {expressions} matchExpressions of at"
+        f" most {values} values: label the nodes (kubectl label node NAME ring=canary) and"
+        " select that label"
+    )
+    return cel(rule, message, f".{path}")
+
+
+def _small(selector: LabelSelector | None, what: str) -> None:
+    """Refuse in Python what `_small_selector_rule` refuses in the CRD."""
+    if selector is None:
+        return
+    labels, expressions, values = SMALL_SELECTOR_LIMITS
+    if (
+        len(selector.match_labels) > labels
+        or len(selector.match_expressions) > expressions
+        or any(len(e.values) > values for e in selector.match_expressions)
+    ):
+        rule = _small_selector_rule("x", what)
+        raise PydanticCustomError("selector_size", "{message}", {"message": rule["message"]})
+
+
+MAX_UNAVAILABLE_RULE = cel(
+    "!has(self.maxUnavailable) || (type(self.maxUnavailable) == int ? self.maxUnavailable >= 1"
+    " : !self.maxUnavailable.matches('^0+%$'))",
+    "maxUnavailable 0 would never let a node update: use at least 1, or a percentage such as"
+    " 25% (a percentage rounds down but never below 1 node)",
+    ".maxUnavailable",
+)
 AcceleratorClass = Literal["npu", "gpu", "cpu"]
 
 
@@ -119,9 +196,20 @@ class VariantPin(ApiModel):
     """Force one variant on the nodes a selector picks (e.g. a lab rack that must run fp32)."""
 
     node_selector: LabelSelector
-    """Nodes the pin applies to."""
+    """Nodes the pin applies to (at most 4 matchLabels and 2 matchExpressions)."""
     variant: VariantName
     """Variant name from the release index, e.g. `int8-cpu`."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            _small_selector_rule("nodeSelector", "a pin's nodeSelector")
+        )
+    )
+
+    @model_validator(mode="after")
+    def _pin_selector_small(self) -> VariantPin:
+        _small(self.node_selector, "a pin's nodeSelector")
+        return self
 
 
 class SelectionPolicy(ApiModel):
@@ -214,7 +302,7 @@ class Strategy(ApiModel):
     )
     """Steps in order; after the last one every selected node gets the new version.
     Empty means all nodes at once, limited by maxUnavailable."""
-    max_unavailable: IntOrPercent = "25%"
+    max_unavailable: Annotated[IntOrPercent, Field(json_schema_extra={"maxLength": 4})] = "25%"
     """Most nodes updating or failed at once: a count (2) or a percentage of selected nodes."""
     progress_deadline_seconds: int = Field(default=600, ge=10, le=86_400)
     """A node that is not Ready on the new version this long after it was asked counts as
@@ -223,6 +311,22 @@ class Strategy(ApiModel):
     """A node counts as updated only after it has been Ready on the new version this long."""
     approved: Approval | None = None
     """Pass the pauses of this version's rollout up to a step (a promote, written in spec)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            MAX_UNAVAILABLE_RULE,
+            _small_selector_rule("canarySelector", "strategy.canarySelector", optional=True),
+        )
+    )
+
+    @model_validator(mode="after")
+    def _checked(self) -> Strategy:
+        _small(self.canary_selector, "strategy.canarySelector")
+        value = self.max_unavailable
+        if value == 0 or (isinstance(value, str) and re.fullmatch(r"0+%", value)):
+            message = MAX_UNAVAILABLE_RULE["message"]
+            raise PydanticCustomError("max_unavailable", "{message}", {"message": message})
+        return self
 
 
 class HealthGate(ApiModel):
@@ -270,8 +374,9 @@ class Window(ApiModel):
     """Opening time, `HH:MM` (24 h)."""
     end_time: ClockTime
     """Closing time, `HH:MM`; earlier than startTime means the window spans midnight."""
-    time_zone: str = Field(default="", max_length=64)
-    """IANA zone such as `Europe/Berlin`; empty means the node's local zone."""
+    time_zone: Annotated[str, AfterValidator(_check_zone)] = Field(default="", max_length=64)
+    """IANA zone such as `Europe/Berlin`; empty means the node's local zone. A name the IANA
+    database does not have stalls the deployment (InvalidSpec) before any node is touched."""
 
     model_config = ConfigDict(
         json_schema_extra=x_validations(

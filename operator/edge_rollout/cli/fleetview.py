@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
@@ -19,6 +20,7 @@ from edge_rollout.api.common import GROUP, VERSION
 from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeployment
 from edge_rollout.cli.explaining import Fleet
+from edge_rollout.core import reports
 from edge_rollout.kube import client as kube_client
 from edge_rollout.kube import nodes as kube_nodes
 
@@ -187,7 +189,8 @@ def _parse_md(body: Mapping[str, Any]) -> ModelDeployment:
 
 
 def _parse_edgenode(body: Mapping[str, Any]) -> EdgeNode:
-    return EdgeNode.model_validate(dict(body))
+    """Agents' reports are untrusted: one the operator cannot use reads as ReportInvalid."""
+    return reports.read_edgenode(body, datetime.now(UTC))
 
 
 def _node_status(status: Any) -> dict[str, Any]:

@@ -49,9 +49,9 @@ def age(timestamp: str, now: datetime) -> str:
         return "-"
     try:
         then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
+        seconds = max(0, int((now - then).total_seconds()))
+    except (ValueError, TypeError, OverflowError):  # not a time, or one without a zone
         return "?"
-    seconds = max(0, int((now - then).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"

@@ -17,7 +17,7 @@ from edge_rollout.api.edgenode import EdgeNode, Hardware
 from edge_rollout.api.modeldeployment import ModelDeployment
 from edge_rollout.cli import formatting as fmt
 from edge_rollout.cli.explaining import Fleet, node_hardware, pair_text
-from edge_rollout.core import steps
+from edge_rollout.core import reports, steps
 
 PHASE_STYLE = {
     "Ready": "green",
@@ -218,7 +218,7 @@ def _node_row(name: str, fleet: Fleet, now: datetime) -> list[str]:
         name,
         hw.arch or "-",
         str(hw.cpu_cores or "-"),
-        fmt.human_bytes(hw.memory_bytes) if hw.memory_bytes else "-",
+        "-" if hw.memory_bytes is None else fmt.human_bytes(hw.memory_bytes),
         _accelerators(hw),
         ",".join(fmt.short_provider(p) for p in fmt.providers(hw)),
         f"{temperature:.0f}°C" if temperature is not None else "-",
@@ -235,6 +235,9 @@ def _accelerators(hw: Hardware) -> str:
 
 
 def _models(edgenode: EdgeNode | None) -> str:
+    problem = reports.report_problem(edgenode)
+    if problem is not None:
+        return f"{reports.REPORT_INVALID}: {problem}"
     if edgenode is None or not edgenode.status.models:
         return "-"
     return "\n".join(

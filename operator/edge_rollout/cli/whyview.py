@@ -82,7 +82,7 @@ def hardware_summary(hw: Hardware) -> str:
         " ".join(p for p in (a.accelerator_class, a.vendor, a.model) if p) for a in hw.accelerators
     )
     providers = ", ".join(fmt.short_provider(p) for p in fmt.providers(hw))
-    memory = fmt.human_bytes(hw.memory_bytes) if hw.memory_bytes else "memory unknown"
+    memory = "memory unknown" if hw.memory_bytes is None else fmt.human_bytes(hw.memory_bytes)
     return (
         f"{hw.arch or 'arch unknown'}, {hw.cpu_cores or '?'} cores, {memory}; "
         f"accelerators: {accelerators or 'none'}; providers: {providers or 'CPU'}"

@@ -22,7 +22,7 @@ from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from edge_rollout.controller import indexing, metrics, write
 from edge_rollout.controller import settings as operator_settings
-from edge_rollout.core import inputs, planning
+from edge_rollout.core import inputs, planning, reports
 from edge_rollout.core import status as status_core
 from edge_rollout.kube import client as kube_client
 from edge_rollout.kube import nodes as kube_nodes
@@ -61,7 +61,8 @@ def nodes_index(
 
 @kopf.index(GROUP, VERSION, "edgenodes", id="edgenodes")
 def edgenodes_index(name: str, body: kopf.Body, **_: Any) -> dict[str, EdgeNode]:
-    return {name: EdgeNode.model_validate(dict(body))}
+    """Agents' reports are untrusted: an unusable status is kept as ReportInvalid (core/reports)."""
+    return {name: reports.read_edgenode(body, dt.datetime.now(dt.UTC))}
 
 
 @kopf.on.resume(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed")

@@ -8,6 +8,11 @@ be writing again within seconds, not after Kopf's default 60 s handler backoff.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
 import kopf
 
 PREFIX = "edgerollout.dev"
@@ -21,9 +26,7 @@ but never more than 5 s apart, so a returning apiserver is noticed at once."""
 def configure(settings: kopf.OperatorSettings) -> None:
     """Apply the operator's Kopf settings."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = spec_digest_storage()
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -34,3 +37,24 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = 20  # INFO and above become Kubernetes Events
     settings.scanning.disabled = True
     settings.peering.name = "edge-rollout"
+
+
+class SpecDigestStorage(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's last-handled configuration as a digest of the spec, not a copy of it.
+
+    Kopf keeps the spec it last handled in an annotation to compute diffs; annotations share
+    256 KiB, and a copy of a large spec next to kubectl's last-applied copy leaves no room (the
+    deployment could be created but never deleted). The handlers replan from the whole body and
+    read no diff, so a changed digest is all they need: any spec change still fires
+    `modeldeployment_changed`, and the annotation stays under 100 bytes.
+    """
+
+    def build(self, *, body: Any, extra_fields: Iterable[Any] | None = None) -> Any:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        spec = json.dumps(essence.get("spec", {}), sort_keys=True, separators=(",", ":"))
+        return {"spec": {"sha256": hashlib.sha256(spec.encode()).hexdigest()}}
+
+
+def spec_digest_storage() -> kopf.DiffBaseStorage:
+    """The diffbase storage: our annotation key, holding a digest of the spec."""
+    return SpecDigestStorage(prefix=PREFIX, key="last-handled-configuration")

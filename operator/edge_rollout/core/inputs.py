@@ -23,7 +23,7 @@ from typing import Protocol, TypeVar
 from edge_rollout.api.common import LabelSelector
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware, ModelStatus
 from edge_rollout.core import labels as node_labels
-from edge_rollout.core import planning
+from edge_rollout.core import planning, reports
 
 
 class _Named(Protocol):
@@ -195,6 +195,7 @@ class _NodeView:
         "name",
         "places",
         "previous",
+        "problem",
         "ranks",
         "reports",
         "selectors",
@@ -212,6 +213,8 @@ class _NodeView:
         self.edgenode = edgenode
         self.labels = info.labels if info else _metadata_labels(edgenode)
         self.hardware = _hardware(info, edgenode, self.labels)
+        self.problem = reports.report_problem(edgenode) or ""
+        """Why the agent's report is unusable ("" when it is usable)."""
         models = edgenode.spec.models if edgenode else []
         self.entries = _first_by_name(models)
         self.reports = _first_by_name(edgenode.status.models if edgenode else [])
@@ -230,8 +233,10 @@ class _NodeView:
     def _take_over(self, replaced: _NodeView) -> None:
         """Keep what the replaced view (with the same labels) worked out and still holds."""
         self.selectors = replaced.selectors
-        if self.hardware == replaced.hardware and _models(self.edgenode) == _models(
-            replaced.edgenode
+        if (
+            self.hardware == replaced.hardware
+            and self.problem == replaced.problem
+            and _models(self.edgenode) == _models(replaced.edgenode)
         ):
             self.entries, self.reports = replaced.entries, replaced.reports
             self.inputs = replaced.inputs
@@ -248,12 +253,21 @@ class _NodeView:
                 desired=self.entries.get(key),
                 reported=self.reports.get(key),
                 claims=self._claims(key, priority),
+                report_problem=self.problem,
+                same_model=self._same_model(key),
             )
             before = self.previous.pop((key, priority), None)
             if before is not None and before == found:
                 found = before
             self.inputs[(key, priority)] = found
         return found
+
+    def _same_model(self, key: str) -> tuple[str, ...]:
+        """Other deployments with an entry of the same model as `key`'s entry on this node."""
+        own = self.entries.get(key)
+        if own is None or len(self.entries) < 2:
+            return ()
+        return tuple(k for k, e in self.entries.items() if k != key and e.model == own.model)
 
     def matches(self, selector: LabelSelector, key: str) -> bool:
         """The selector (whose `selector_key` is `key`) matches the node's labels."""

@@ -83,7 +83,7 @@ def hardware_from_labels(labels: Mapping[str, str], allocatable_memory: int) -> 
             for k, v in labels.items()
             if k.startswith(NFD_CPUID) and v == "true"
         ),
-        memory_bytes=allocatable_memory,
+        memory_bytes=allocatable_memory or None,  # a Node without allocatable memory: unknown
         memory_available_bytes=allocatable_memory,
         accelerators=accelerators,
         execution_providers=_providers(labels, accelerators),

@@ -19,7 +19,7 @@ from edge_rollout.api.edgenode import DesiredModel, Hardware, ModelStatus
 from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from edge_rollout.api.release import Release
 from edge_rollout.core import abort as abort_rules
-from edge_rollout.core import fleet, ordering, replanning, selection, steps
+from edge_rollout.core import fleet, ordering, replanning, reports, selection, specchecks, steps
 from edge_rollout.core.fleet import Event, NodeOutcome
 from edge_rollout.core.outcomes import NodePlanner, Rollout, parse
 
@@ -37,6 +37,10 @@ class NodeInput:
     reported: ModelStatus | None = None
     claims: tuple[DesiredModel, ...] = ()
     """Entries of other deployments that take precedence on this node (memory packing)."""
+    report_problem: str = ""
+    """Why the agent's report cannot be used (`reports.read_edgenode`); "" when it can."""
+    same_model: tuple[str, ...] = ()
+    """Other deployments with an entry of the same model on this node."""
 
     memo: dict[tuple[object, ...], object] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -98,22 +102,32 @@ def plan_rollout(
     says RolledBack until spec.model.version changes.
     """
     rollout = _rollout_state(deployment, now)
-    chosen = ordering.select_nodes(deployment.key, deployment.spec, nodes)
+    chosen, held = reports.hold_invalid(
+        ordering.select_nodes(deployment.key, deployment.spec, nodes)
+    )
     target = releases[rollout.target]
     stable = releases.get(rollout.stable)
     planner = NodePlanner(deployment, rollout, target, stable, now)
     judged = replanning.judge(deployment.key, planner, chosen)
-    rollout = _progress(planner, rollout, judged.tally)
+    rollout = _progress(planner, rollout, judged.tally.plus(held))
     outcomes, tally = _ask(planner, rollout, chosen.nodes, judged)
     changed = () if outcomes is judged.outcomes else _changed(outcomes, judged.outcomes)
     desired, choices = replanning.patched(
         outcomes, judged.outcomes, judged.desired, judged.choices, changed
     )
     desired.update(dict.fromkeys(chosen.removed))
+    desired.update((o.node, o.desired) for o in held)
     status, events = fleet.summarize(
-        deployment, rollout.stable, rollout.target, rollout.progress, rollout.verdict, tally, now
+        deployment,
+        rollout.stable,
+        rollout.target,
+        rollout.progress,
+        rollout.verdict,
+        tally.plus(held),
+        now,
     )
-    return Plan(desired, status, (*planner.events, *events), choices)
+    status, warned = specchecks.with_warnings(deployment, chosen.nodes, status, now)
+    return Plan(desired, status, (*planner.events, *events, *warned), choices)
 
 
 def _changed(outcomes: Sequence[NodeOutcome], was: Sequence[NodeOutcome]) -> Iterable[int]:

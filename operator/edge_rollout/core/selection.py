@@ -61,14 +61,15 @@ class NodeFacts:
 def memory_budget(
     hardware: Hardware, policy: SelectionPolicy, claims: Iterable[DesiredModel]
 ) -> int | None:
-    """Bytes this deployment may use on the node; None when the node's memory is unknown.
+    """Bytes this deployment may use on the node; None when the node's memory is unknown (not
+    reported). A node reporting 0 bytes has 0: nothing fits.
 
     `claims` are the entries of deployments that take precedence on this node.
 
     >>> memory_budget(Hardware(memory_bytes=4 * GIB), SelectionPolicy(), []) == int(3.6 * GIB)
     True
     """
-    if hardware.memory_bytes <= 0:
+    if hardware.memory_bytes is None:
         return None
     usable = hardware.memory_bytes * (100 - policy.memory_headroom_percent) // 100
     return max(0, usable - sum(c.memory_bytes for c in claims))
@@ -169,6 +170,9 @@ def _reject(
         )
     needed = required_memory(variant)
     if budget is not None and needed > budget:
+        if node.hardware.memory_bytes == 0:
+            reported = "the node reports 0 bytes of memory (hardware.memoryBytes)"
+            return Rejection(variant.name, "DoesNotFit", f"needs {_mib(needed)}; {reported}")
         return Rejection(
             variant.name,
             "DoesNotFit",

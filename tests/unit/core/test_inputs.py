@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode
 from edge_rollout.core import inputs, planning
 from edge_rollout.core import labels as node_labels
+from edge_rollout.core import reports as node_reports
 from tests.unit.core.fixtures import GIB, hardware
 
 
@@ -32,15 +33,23 @@ def reference(
             hw = edgenode.status.hardware
         else:
             hw = node_labels.hardware_from_labels(labels, info.allocatable_memory if info else 0)
+        first = {e.name: e for e in reversed(entries)}
+        own = first.get(key)
         result.append(
             planning.NodeInput(
                 name=name,
                 labels=labels,
                 hardware=hw,
-                desired=next((e for e in entries if e.name == key), None),
+                desired=own,
                 reported=next((r for r in reports if r.name == key), None),
                 claims=tuple(
                     e for e in entries if e.name != key and (-e.priority, e.name) < (-priority, key)
+                ),
+                report_problem=node_reports.report_problem(edgenode) or "",
+                same_model=tuple(
+                    k
+                    for k, e in sorted(first.items(), key=lambda kv: entries.index(kv[1]))
+                    if own is not None and k != key and e.model == own.model
                 ),
             )
         )

@@ -1,0 +1,154 @@
+"""Agents' reports as untrusted input: an EdgeNode read from the cluster, its status checked.
+
+Pure (the caller passes the time the report was received). A status the operator cannot use, one
+that fails the API types or says something impossible (a time in the future, an unknown time
+zone), is replaced by an empty one holding a `ReportValid=False` condition, reason
+`ReportInvalid`, whose message names the field. Plans hold such a node where it is and report it
+(`hold_invalid`); other nodes and deployments are planned as if it were not there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from edge_rollout.api.common import Condition
+from edge_rollout.api.edgenode import EdgeNode, EdgeNodeStatus
+from edge_rollout.api.modeldeployment import is_iana_zone
+from edge_rollout.core import selection
+from edge_rollout.core.conditions import rfc3339
+from edge_rollout.core.fleet import NodeOutcome
+
+if TYPE_CHECKING:
+    from edge_rollout.core import ordering
+    from edge_rollout.core.planning import NodeInput
+
+REPORT_VALID = "ReportValid"
+REPORT_INVALID = "ReportInvalid"
+CLOCK_SKEW = timedelta(minutes=10)
+"""How far ahead of the operator's clock an agent's times may be."""
+HELD = "the node is held where it is until its agent sends a usable report"
+
+
+def read_edgenode(body: Mapping[str, object], received: datetime) -> EdgeNode:
+    """The EdgeNode in `body`; its status replaced by a ReportInvalid marker when unusable.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> bad = {"metadata": {"name": "n1"}, "status": {"heartbeatTime": "yesterday"}}
+    >>> print(report_problem(read_edgenode(bad, t)))  # doctest: +ELLIPSIS
+    status.heartbeatTime: must be an RFC 3339 time with a zone, ...; got "yesterday"; the node ...
+    """
+    try:
+        edgenode = EdgeNode.model_validate(dict(body))
+    except ValidationError as error:
+        spec_only = EdgeNode.model_validate({**body, "status": {}})
+        return _invalid(spec_only, _first_error(error), received)
+    problem = check_status(edgenode.status, received)
+    return edgenode if problem is None else _invalid(edgenode, problem, received)
+
+
+def check_status(status: EdgeNodeStatus, received: datetime) -> str | None:
+    """What makes a status that has the API types unusable, naming the field; None if nothing.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> print(check_status(EdgeNodeStatus(heartbeat_time="2026-01-01T00:30:00Z"), t))
+    ... # doctest: +ELLIPSIS
+    status.heartbeatTime: 2026-01-01T00:30:00Z is 30 minutes after the operator received ...
+    """
+    for field, text in _times(status):
+        problem = _check_time(field, text, received)
+        if problem is not None:
+            return problem
+    zone = status.hardware.time_zone
+    if zone and not is_iana_zone(zone):
+        return (
+            f'status.hardware.timeZone: "{zone}" is not an IANA time zone (like Europe/Berlin):'
+            " fix the node's zone or its hardware profile"
+        )
+    return None
+
+
+def report_problem(edgenode: EdgeNode | None) -> str | None:
+    """Why the node's report could not be used, or None when it could."""
+    if edgenode is None:
+        return None
+    for condition in edgenode.status.conditions:
+        if condition.type == REPORT_VALID and condition.status == "False":
+            return condition.message
+    return None
+
+
+def hold_invalid(
+    chosen: ordering.Selection,
+) -> tuple[ordering.Selection, tuple[NodeOutcome, ...]]:
+    """The selected nodes whose reports are usable, and an outcome for each of the others:
+    unschedulable for ReportInvalid, keeping the entry it has (nothing on it changes)."""
+    if not any(n.report_problem for n in chosen.nodes):
+        return chosen, ()
+    usable = tuple(n for n in chosen.nodes if not n.report_problem)
+    held = tuple(_held(n) for n in chosen.nodes if n.report_problem)
+    return type(chosen)(usable, chosen.removed, chosen.unique), held
+
+
+def _held(node: NodeInput) -> NodeOutcome:
+    choice = selection.Choice(node.name, None, REPORT_INVALID, node.report_problem)
+    return NodeOutcome(node.name, "unschedulable", node.desired, choice, None)
+
+
+def _invalid(edgenode: EdgeNode, problem: str, received: datetime) -> EdgeNode:
+    condition = Condition(
+        type=REPORT_VALID,
+        status="False",
+        reason=REPORT_INVALID,
+        message=f"{problem}; {HELD}"[:32768],
+        last_transition_time=rfc3339(received),
+    )
+    return edgenode.model_copy(update={"status": EdgeNodeStatus(conditions=[condition])})
+
+
+def _times(status: EdgeNodeStatus) -> list[tuple[str, str]]:
+    found = [("status.heartbeatTime", status.heartbeat_time)]
+    for i, model in enumerate(status.models):
+        found.append((f"status.models[{i}].lastTransitionTime", model.last_transition_time))
+        found.append((f"status.models[{i}].readySince", model.ready_since))
+    for i, condition in enumerate(status.conditions):
+        found.append((f"status.conditions[{i}].lastTransitionTime", condition.last_transition_time))
+    return [(field, text) for field, text in found if text]
+
+
+def _check_time(field: str, text: str, received: datetime) -> str | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return f'{field}: "{text}" is not a valid RFC 3339 time (like 2026-03-06T23:00:00Z)'
+    if moment.tzinfo is None:
+        return f'{field}: "{text}" has no time zone: end it with Z or an offset like +01:00'
+    ahead = moment - received
+    if ahead > CLOCK_SKEW:
+        return (
+            f"{field}: {text} is {_minutes(ahead)} after the operator received the report:"
+            " set the node's clock (NTP)"
+        )
+    return None
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    return f"{minutes} minutes" if minutes < 120 else f"{round(minutes / 60)} hours"
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    path = ""
+    for part in first["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    value = first.get("input")
+    message = first["msg"]
+    if first["type"] != "string_format" and isinstance(value, str | int | float | bool):
+        message += f"; got {value!r}"[:200]
+    return f"{path}: {message}"

@@ -159,7 +159,13 @@ class StoreRef(ApiModel):
                 " self.startsWith('file:///')",
                 "store url must start with http://, https:// or file:/// (an absolute path),"
                 " e.g. https://models.example.com/store",
-            )
+            ),
+            cel(
+                "!self.endsWith('/index.json') && !self.endsWith('/index.json.sig')",
+                "store url must be the store's base URL, not a file in it: drop the trailing"
+                " models/<model>/<version>/index.json (the operator adds it), e.g."
+                " https://models.example.com/store",
+            ),
         ),
     )
     """Base URL of the store: `https://…`, `http://…` or `file:///absolute/path`."""

@@ -48,9 +48,24 @@ def _bad_key(source: str, problem: str) -> StoreError:
     )
 
 
+SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+"""DER SubjectPublicKeyInfo of an ed25519 key, before its 32 bytes: the body of a .pub file."""
+PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
+"""DER PKCS#8 of an ed25519 private key, before its 32-byte seed: the body of a private key."""
+LEAKED = (
+    "a private key was given where the public key belongs; in a ModelDeployment it is now stored"
+    " in the cluster, readable by whoever can read that object, so treat it as leaked: make a new"
+    " pair with `edge-rollout keygen`, publish (or `edge-rollout store sign`) again with it, and"
+    " give the new KEY.pub"
+)
+
+
 def load_public_key(text: str, source: str = "public key") -> Ed25519PublicKey:
-    """An ed25519 public key from PEM text or base64 of the raw 32 bytes."""
+    """An ed25519 public key from PEM text, base64 of the raw 32 bytes, or base64 of the DER
+    the PEM wraps (a .pub file pasted without its BEGIN and END lines)."""
     text = text.strip()
+    if "PRIVATE KEY" in text[:64]:
+        raise StoreError(source, "key", LEAKED, "Never put a private key in a spec")
     if text.startswith("-----BEGIN"):
         try:
             key = serialization.load_pem_public_key(text.encode())
@@ -63,8 +78,16 @@ def load_public_key(text: str, source: str = "public key") -> Ed25519PublicKey:
         raw = base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise _bad_key(source, "neither PEM nor base64") from exc
+    if len(raw) == len(SPKI_PREFIX) + 32 and raw.startswith(SPKI_PREFIX):
+        raw = raw[len(SPKI_PREFIX) :]
+    if len(raw) == len(PKCS8_PREFIX) + 32 and raw.startswith(PKCS8_PREFIX):
+        raise StoreError(source, "key", LEAKED, "Never put a private key in a spec")
     if len(raw) != 32:
-        raise _bad_key(source, f"{len(raw)} bytes of base64, an ed25519 key has 32")
+        raise _bad_key(
+            source,
+            f"{len(raw)} bytes of base64: neither a raw ed25519 key (32 bytes) nor the body of a"
+            " .pub file",
+        )
     return Ed25519PublicKey.from_public_bytes(raw)
 
 

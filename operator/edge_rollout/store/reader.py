@@ -80,6 +80,13 @@ class StoreReader:
     ) -> StoreReader:
         """A reader for a store URL and a public key (PEM or base64; empty: none), as in a
         ModelDeployment."""
+        if url.rstrip("/").endswith(("/index.json", "/index.json.sig")):
+            raise StoreError(
+                url,
+                "url",
+                "this is a file in a store (a release index), not the store",
+                "Give the store's base URL; models/<model>/<version>/index.json is added to it",
+            )
         transport = open_transport(url, ca_bundle=ca_bundle, timeout=timeout)
         return cls(transport, keys.load_public_key(public_key) if public_key.strip() else None)
 

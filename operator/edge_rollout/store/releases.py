@@ -84,8 +84,23 @@ def fetch_release(ref: ReleaseRef) -> Release | ReleaseUnavailableError:
     try:
         release = StoreReader.open(ref.url, key, timeout=10.0).fetch_release(ref.model, ref.version)
     except StoreError as error:
-        return ReleaseUnavailableError(_reason(error), str(error))
+        return ReleaseUnavailableError(_reason(error), _with_hint(str(error), ref.url))
     return release
+
+
+TLS_ON_PLAIN_HTTP = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure")
+"""What OpenSSL says when an https:// client talks to a server that speaks plain HTTP."""
+
+
+def _with_hint(message: str, url: str) -> str:
+    """The error, with the fix when it is a known mistake in spec.model.store.url."""
+    if url.startswith("https://") and any(s in message for s in TLS_ON_PLAIN_HTTP):
+        plain = "http://" + url.removeprefix("https://")
+        return (
+            f"{url} answers plain HTTP, not TLS: set spec.model.store.url to {plain} (or serve"
+            f" the store over TLS). {message}"
+        )
+    return message
 
 
 def _reason(error: StoreError) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from edge_rollout.api.modeldeployment import (
@@ -26,6 +27,7 @@ from edge_rollout.core.fleet import Event
 if TYPE_CHECKING:
     from edge_rollout.core.planning import Deployment, NodeInput
 
+_SAME_MODEL = attrgetter("same_model")
 WARNING = "Warning"
 """Condition type: True while the spec has warnings; absent otherwise."""
 
@@ -136,6 +138,8 @@ def _canary(spec: ModelDeploymentSpec, selected: Sequence[NodeInput]) -> list[Sp
 def _same_model(
     key: str, spec: ModelDeploymentSpec, selected: Sequence[NodeInput]
 ) -> list[SpecWarning]:
+    if not any(map(_SAME_MODEL, selected)):  # in C: the usual case costs little at 10,000 nodes
+        return []
     nodes: dict[str, list[str]] = {}
     for node in selected:
         for other in node.same_model:

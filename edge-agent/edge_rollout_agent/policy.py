@@ -13,16 +13,15 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge_rollout.api import reasons
 from edge_rollout.api.common import parse_duration
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.modeldeployment import Delivery, Window
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-PERMANENT_REASONS = frozenset(
-    {"DigestMismatch", "ManifestInvalid", "SignatureInvalid", "LoadFailed", "TestVectorMismatch",
-     "DoesNotFit", "DeltaRequired", "RuntimeCrashed"}
-)  # fmt: skip
-"""Failures that the same input will hit again: no retry until the spec entry changes."""
+PERMANENT_REASONS = reasons.PERMANENT
+"""Failures that the same input will hit again (variant-specific and release-wide ones): no
+retry until the spec entry changes."""
 
 Transfer = Literal["Full", "DeltaOnly"]
 ActionKind = Literal["Keep", "Activate", "Rollback", "Install", "Wait", "Hold"]
@@ -302,3 +301,70 @@ def parse_defer(text: str, written: datetime) -> datetime:
     except ValueError:
         return FOREVER  # unreadable: the app meant "not now"; err on the side of waiting
     return until if until.tzinfo else until.replace(tzinfo=ZoneInfo("UTC"))
+
+
+# --- the health gate --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a new version must prove on the node before it goes active (spec.healthGate)."""
+
+    max_latency_ms: float | None = None
+    min_agreement: float = 1.0
+
+    @classmethod
+    def of(cls, desired: DesiredModel) -> Gate:
+        return cls(desired.max_latency_ms, desired.min_agreement)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the smoke test measured: p95 latency, and how many golden vectors agreed."""
+
+    p95_ms: float
+    agreed: int = 0
+    cases: int = 0
+    first_mismatch: str = ""
+
+
+def judge_health(gate: Gate, measured: Measured) -> tuple[str, str] | None:
+    """Why the new version fails the gate (a reason and a message naming the measured value, the
+    limit and the field), or None when it passes.
+
+    >>> judge_health(Gate(max_latency_ms=0.001), Measured(p95_ms=28.0))[0]
+    'LatencyAboveGate'
+    >>> judge_health(Gate(min_agreement=0.5), Measured(1.0, agreed=1, cases=2)) is None
+    True
+    """
+    agreement = _judge_agreement(gate, measured)
+    if agreement is not None:
+        return agreement
+    limit = gate.max_latency_ms
+    if limit is not None and measured.p95_ms > limit:
+        return "LatencyAboveGate", (
+            f"p95 latency {measured.p95_ms:.3f} ms on this node is above the limit {limit:g} ms"
+            " of spec.healthGate.maxLatencyMs; the operator tries a faster variant, or raise the"
+            " limit"
+        )
+    return None
+
+
+def _judge_agreement(gate: Gate, measured: Measured) -> tuple[str, str] | None:
+    """None of the golden vectors agrees: the release or its vectors are wrong (every variant
+    fails them); some but too few agree: this variant is off (another may pass)."""
+    needed = gate.min_agreement * measured.cases - 1e-9  # 0.7 * 10 is 7.000000000000001
+    if measured.cases == 0 or measured.agreed >= needed:
+        return None
+    share = measured.agreed / measured.cases
+    first = f" (first mismatch: {measured.first_mismatch})" if measured.first_mismatch else ""
+    if measured.agreed == 0:
+        return "TestVectorMismatch", (
+            f"none of the {measured.cases} golden test vectors agrees{first}: the release or its"
+            " vectors are wrong, so no other variant of it is tried; publish a fixed version"
+        )
+    return "AgreementBelowGate", (
+        f"agreement {share:.3f} ({measured.agreed} of {measured.cases} golden test vectors) is"
+        f" below spec.healthGate.minAgreement {gate.min_agreement:g}{first}; the operator tries"
+        " the next variant, or lower the limit"
+    )

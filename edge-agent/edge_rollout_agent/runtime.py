@@ -1,8 +1,9 @@
 """Proof that a model runs here: load it with onnxruntime, run golden vectors, measure it.
 
 Picks the execution provider from the node's hardware and what onnxruntime really offers, falling
-back to CPU. Returns a `Check` (ok, or a CamelCase reason and a message); it must not activate,
-download or report anything, and it never raises for a bad model.
+back to CPU, and holds the measurements to the health gate (`policy.judge_health`). Returns a
+`Check` (ok, or a CamelCase reason and a message); it must not activate, download or report
+anything, and it never raises for a bad model.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy.typing as npt
 
 from edge_rollout.api.manifest import GoldenVectors, Tolerance
 from edge_rollout.content import golden as vectors
+from edge_rollout_agent import policy
 
 CPU = "CPUExecutionProvider"
 ORT_TYPES = {
@@ -40,7 +42,8 @@ class Check:
 
     ok: bool
     reason: str = ""
-    """CamelCase on failure: LoadFailed, TestVectorMismatch, InferenceFailed, TestVectorsInvalid."""
+    """CamelCase on failure: LoadFailed, InferenceFailed, TestVectorMismatch, AgreementBelowGate,
+    LatencyAboveGate (see edge_rollout.api.reasons)."""
     message: str = ""
     provider: str = ""
     p50_ms: float = 0.0
@@ -93,14 +96,18 @@ def _load(model: Path, providers: list[str]) -> Any:
     return onnxruntime.InferenceSession(str(model), options, providers=providers)
 
 
-def _run_cases(session: Any, golden: GoldenVectors, tol: Tolerance) -> str | None:
+def _run_cases(session: Any, golden: GoldenVectors, tol: Tolerance) -> tuple[int, str]:
+    """How many golden cases agree, and the first mismatch ("" when every one agrees)."""
     names = [o.name for o in session.get_outputs()]
+    agreed, first = 0, ""
     for index, case in enumerate(golden.cases):
         results = dict(zip(names, session.run(None, vectors.feed(case)), strict=True))
         problems = vectors.mismatches(results, case, tol)
-        if problems:
-            return f"case {index}: {problems[0]}"
-    return None
+        if not problems:
+            agreed += 1
+        elif not first:
+            first = f"case {index}: {problems[0]}"
+    return agreed, first
 
 
 def _time_runs(session: Any, feed: dict[str, npt.NDArray[Any]], runs: int) -> list[float]:
@@ -118,8 +125,10 @@ def check_model(
     tolerance: Tolerance,
     providers: list[str],
     runs: int = 10,
+    gate: policy.Gate | None = None,
 ) -> Check:
-    """Load `model` on `providers`, run the golden cases, then time `runs` inferences."""
+    """Load `model` on `providers`, run the golden cases, time `runs` inferences, and hold
+    the agreement and the p95 latency to `gate` (no gate: every golden case must agree)."""
     before = rss_bytes()
     try:
         session = _load(model, providers)
@@ -127,15 +136,20 @@ def check_model(
         return Check(False, "LoadFailed", f"{model}: onnxruntime could not load it: {exc}")
     provider = session.get_providers()[0]
     try:
-        problem = _run_cases(session, golden, tolerance) if golden else None
+        agreed, first = _run_cases(session, golden, tolerance) if golden else (0, "")
         feed = _first_feed(golden) if golden else synthetic_feed(session)
         samples = _time_runs(session, feed, runs)
     except Exception as exc:
         return Check(False, "InferenceFailed", f"{model}: inference failed: {exc}", provider)
-    if problem:
-        return Check(False, "TestVectorMismatch", f"{model}: {problem}", provider)
+    p50, p95 = percentile(samples, 50), percentile(samples, 95)
+    cases = len(golden.cases) if golden else 0
+    measured = policy.Measured(p95, agreed, cases, first)
+    failed = policy.judge_health(gate or policy.Gate(), measured)
+    if failed:
+        reason, message = failed
+        return Check(False, reason, f"{model} on {provider}: {message}", provider, p50, p95)
     memory = max(0, rss_bytes() - before)
-    return Check(True, "", "", provider, percentile(samples, 50), percentile(samples, 95), memory)
+    return Check(True, "", "", provider, p50, p95, memory)
 
 
 def _first_feed(golden: GoldenVectors) -> dict[str, npt.NDArray[Any]]:

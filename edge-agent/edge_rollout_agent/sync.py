@@ -276,7 +276,7 @@ def _smoke_test(
     env.set_phase("Testing")
     with crash_guard(env.data_dir, desired):
         check = runtime.check_model(assembled / manifest.main_file.path, golden, tolerance,
-                                    env.providers, runs)  # fmt: skip
+                                    env.providers, runs, policy.Gate.of(desired))  # fmt: skip
     if not check.ok:
         shutil.rmtree(assembled, ignore_errors=True)
         raise SyncError(check.reason, check.message)

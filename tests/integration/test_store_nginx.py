@@ -15,7 +15,7 @@ import pytest
 
 from edge_rollout.cli.main import build_parser
 from edge_rollout.content import golden
-from edge_rollout.publishing import measuring
+from edge_rollout.publishing import feeding, measuring
 from edge_rollout.store import assembly, codec, keys
 from edge_rollout.store.errors import StoreError, VerificationError
 from edge_rollout.store.http import HttpTransport
@@ -103,7 +103,8 @@ def test_measurements_match_a_fresh_measurement(
     entry, manifest = reader.fetch_variant(release, "int8")
     path = tmp_path / "int8.onnx"
     path.write_bytes(assembly.assemble(reader, manifest)[0]["model.onnx"])
-    feeds = measuring.sample_inputs(manifest.onnx.inputs, 4)
+    shapes = {name: tuple(s) for name, s in entry.measurements.input_shapes.items()}
+    feeds = feeding.sample_inputs(manifest.onnx.inputs, 4, shapes)
     fresh = measuring.measure(path, feeds, runs=5)
     recorded = entry.measurements.peak_memory_bytes
     assert abs(fresh.peak_memory_bytes - recorded) <= max(0.5 * recorded, 16 << 20)

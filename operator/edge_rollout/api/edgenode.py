@@ -90,6 +90,10 @@ class DesiredModel(ApiModel):
     """Network and delta policy."""
     require_test_vectors: bool = True
     """Fail the model if the release's golden test vectors do not match."""
+    max_latency_ms: float | None = Field(default=None, ge=0.0)
+    """The deployment's healthGate.maxLatencyMs: highest p95 latency on the node (None: none)."""
+    min_agreement: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The deployment's healthGate.minAgreement: share of test vectors that must agree."""
     memory_bytes: int = Field(default=0, ge=0)
     """Memory the chosen variant needs; other deployments' planners count it when packing."""
     requested_at: str = Field(default="", max_length=64)

@@ -339,11 +339,17 @@ class HealthGate(ApiModel):
     """What an agent must prove before a node counts as healthy on the new version."""
 
     require_test_vectors: bool = True
-    """Run the golden test vectors shipped with the release; a mismatch fails the node."""
+    """Run the golden test vectors shipped with the release before the new version goes active;
+    when none agrees the node fails with TestVectorMismatch (release-wide: no other variant is
+    tried)."""
     max_latency_ms: float | None = Field(default=None, ge=0.0, le=600_000.0)
-    """Highest p95 latency of one inference on the node, in milliseconds."""
-    min_agreement: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Lowest share of test vectors whose outputs must agree with the expected ones."""
+    """Highest p95 latency of one inference, measured on the node before the new version goes
+    active, in milliseconds; above it the node fails with LatencyAboveGate and the operator tries
+    the next variant. Omit for no limit."""
+    min_agreement: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Lowest share (0 to 1) of the golden test vectors whose outputs must agree with the expected
+    ones when they run (1, the default: every one); below it, with at least one agreeing, the node
+    fails with AgreementBelowGate and the operator tries the next variant."""
 
 
 class AbortCriterion(ApiModel):
@@ -462,6 +468,8 @@ class NodeReport(ApiModel):
     """CamelCase reason."""
     message: str = Field(default="", max_length=1024)
     """What went wrong and what to do."""
+    since: str = Field(default="", max_length=64)
+    """When the node entered this phase (RFC 3339), as its agent reported it."""
 
 
 class VariantCount(ApiModel):
@@ -483,7 +491,9 @@ class PhaseCounts(ApiModel):
     succeeded: int = Field(default=0, ge=0)
     """Nodes Ready on the target version."""
     failed: int = Field(default=0, ge=0)
-    """Nodes Failed or TimedOut on the target version."""
+    """Nodes that do not run the target version and will not without a change: Failed or
+    TimedOut on it, no fitting variant, or no agent. After an abort, the nodes that failed (kept
+    until the next version)."""
     pending: int = Field(default=0, ge=0)
     """Nodes not yet asked, or working on it."""
 

@@ -60,6 +60,9 @@ class Measurements(ApiModel):
     """Agreement with fp32."""
     measured_with: list[str] = Field(default_factory=list)
     """Execution providers the figures were measured with (empty when not measured)."""
+    input_shapes: dict[str, list[int]] = Field(default_factory=dict)
+    """The concrete input shapes the figures were measured at (a model's dynamic dimensions
+    chosen by the publisher or given with `--input-shape`)."""
     not_measured: str = Field(default="", max_length=1024)
     """Why only `fileBytes` is known: the figures above are then defaults, not measurements (e.g.
     the variant's execution provider is not available on the publishing machine)."""

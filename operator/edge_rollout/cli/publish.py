@@ -43,7 +43,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("model", type=Path, help="the FP32 ONNX model")
     p.add_argument("--name", required=True, help="model name in the store (lower case)")
     p.add_argument("--version", required=True, help="release version, e.g. 1.4.0")
-    p.add_argument("--variants", default="fp32,fp16,int8", help="comma list of fp32,fp16,int8")
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="comma list of fp32,fp16,int8 (default: every one that can be built from the model;"
+        " one that cannot is left out with a note)",
+    )
     p.add_argument("--store", required=True, type=Path, help="directory store to write")
     p.add_argument("--key", required=True, type=Path, help="private key from edge-rollout keygen")
     p.add_argument(
@@ -111,7 +116,7 @@ def to_request(args: argparse.Namespace) -> request.PublishRequest:
         version=args.version,
         store=args.store,
         key=args.key,
-        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        variants=_variants(args.variants),
         extra_variants=tuple(request.parse_extra(s) for s in args.extra_variant or []),
         base_version=args.base_version,
         runs=args.runs,
@@ -122,6 +127,10 @@ def to_request(args: argparse.Namespace) -> request.PublishRequest:
         golden_atol=args.golden_atol,
         golden_min_cosine=args.golden_min_cosine,
     )
+
+
+def _variants(flag: str | None) -> tuple[str, ...] | None:
+    return None if flag is None else tuple(v.strip() for v in flag.split(",") if v.strip())
 
 
 class RichProgress:

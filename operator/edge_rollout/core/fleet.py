@@ -1,8 +1,7 @@
-"""Fleet bookkeeping for the planner: EdgeNode entries, and the status and events a plan reports.
+"""Fleet bookkeeping for the planner: EdgeNode entries, per-node outcomes and their tally.
 
-Pure. `summarize` turns per-node outcomes into the ModelDeployment status (counts by outcome and
-variant, bytes fetched vs reused, the worst nodes, kstatus-compatible conditions) and the events
-of the transitions since the previous status.
+Pure. `tally` counts outcomes by state, variant and bytes; `core.summary` turns a tally into the
+ModelDeployment status.
 """
 
 from __future__ import annotations
@@ -10,21 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Literal
 
-from edge_rollout.api.common import Condition
 from edge_rollout.api.edgenode import DesiredModel, ModelStatus
-from edge_rollout.api.modeldeployment import (
-    ModelDeploymentStatus,
-    NodeReport,
-    PhaseCounts,
-    VariantCount,
-)
 from edge_rollout.api.release import Release
-from edge_rollout.core import selection, steps
-from edge_rollout.core.conditions import rfc3339, set_standard_conditions
+from edge_rollout.core import selection
 
 if TYPE_CHECKING:
     from edge_rollout.core.planning import Deployment
@@ -80,6 +70,8 @@ def desired_entry(
         window=spec.update_policy.window,
         delivery=spec.update_policy.delivery,
         require_test_vectors=spec.health_gate.require_test_vectors,
+        max_latency_ms=spec.health_gate.max_latency_ms,
+        min_agreement=spec.health_gate.min_agreement,
         memory_bytes=choice.memory_bytes,
         requested_at=requested_at,
         excluded_variants=list(excluded),
@@ -108,64 +100,9 @@ def policy_fields(deployment: Deployment) -> dict[str, object]:
         "window": spec.update_policy.window,
         "delivery": spec.update_policy.delivery,
         "require_test_vectors": spec.health_gate.require_test_vectors,
+        "max_latency_ms": spec.health_gate.max_latency_ms,
+        "min_agreement": spec.health_gate.min_agreement,
     }
-
-
-def summarize(
-    deployment: Deployment,
-    stable: str,
-    target: str,
-    progress: steps.StepProgress,
-    verdict: str | None,
-    tally: Tally,
-    now: datetime,
-) -> tuple[ModelDeploymentStatus, tuple[Event, ...]]:
-    """The next status, and the events for what changed since the previous one.
-
-    `verdict` is why the rollout is aborted (None while it is not); `tally` counts the outcomes
-    of the selected nodes.
-    """
-    previous = deployment.status
-    aborted = verdict is not None
-    states = tally.states
-    done = (
-        not aborted
-        and progress.index >= len(deployment.spec.strategy.steps)
-        and states["old"] + states["updating"] == 0
-    )
-    phase = _phase(deployment, stable, aborted, done, states)
-    status = previous.model_copy(
-        update={
-            "observed_generation": deployment.generation,
-            "phase": phase,
-            "stable_version": target if done else stable,
-            "target_version": target,
-            "abort_reason": verdict or "",
-            "current_step_index": progress.index,
-            "step_started_at": rfc3339(progress.started),
-            "counts": _counts(tally),
-            "variants": _variants(tally),
-            "bytes_fetched": tally.fetched,
-            "bytes_reused": tally.reused,
-            "worst_nodes": _worst(tally.bad),
-            "message": _message(deployment, stable, verdict, target, progress, states, tally.total),
-        }
-    )
-    status = status.model_copy(update={"conditions": _conditions(status, deployment, now)})
-    return status, (*_transition_events(previous, status), *_new_worst_events(previous, status))
-
-
-def _phase(
-    deployment: Deployment, stable: str, aborted: bool, done: bool, states: Counter[str]
-) -> str:
-    if aborted:
-        rollback = deployment.spec.abort.failure_handling_policy == "Rollback"
-        return "RolledBack" if rollback and stable else "Failed"
-    if done:
-        return "Degraded" if states["failed"] or states["unschedulable"] else "Ready"
-    if deployment.spec.paused:
-        return "Paused"
-    return "Progressing"
 
 
 @dataclass(frozen=True)
@@ -251,131 +188,3 @@ def _without(
         else:
             kept.append(o)
     return tuple(kept)
-
-
-def _counts(tally: Tally) -> PhaseCounts:
-    states = tally.states
-    targeted = sum(states.values())
-    failed = states["failed"] + states["unschedulable"]
-    return PhaseCounts(
-        targeted=targeted,
-        applied=tally.applied,
-        succeeded=states["updated"],
-        failed=failed,
-        pending=targeted - states["updated"] - failed,
-    )
-
-
-def _variants(tally: Tally) -> list[VariantCount]:
-    return [VariantCount(variant=v, nodes=n) for v, n in sorted(tally.variants.items())]
-
-
-def _worst(bad: Sequence[NodeOutcome]) -> list[NodeReport]:
-    return [_report(o) for o in sorted(bad, key=lambda o: o.node)[:WORST_NODES]]
-
-
-def _report(outcome: NodeOutcome) -> NodeReport:
-    if outcome.state == "unschedulable" and outcome.choice is not None:
-        return NodeReport(
-            node=outcome.node,
-            phase="Unschedulable",
-            reason=outcome.choice.reason,
-            message=outcome.choice.message[:1024],
-        )
-    error = outcome.reported.last_error if outcome.reported else None
-    if error is None:
-        return NodeReport(
-            node=outcome.node,
-            phase="Failed",
-            reason="ProgressDeadlineExceeded",
-            message="not Ready on the new version within progressDeadlineSeconds",
-        )
-    return NodeReport(
-        node=outcome.node, phase="Failed", reason=error.reason, message=error.message[:1024]
-    )
-
-
-def _message(
-    deployment: Deployment,
-    stable: str,
-    verdict: str | None,
-    target: str,
-    progress: steps.StepProgress,
-    states: Counter[str],
-    total: int,
-) -> str:
-    if verdict is not None:
-        return (
-            f"rollout of {target} aborted: {verdict}; nodes run "
-            f"{stable or 'what they had'} until spec.model.version changes"
-        )
-    updated = states["updated"]
-    if total == 0:
-        return f"no nodes match spec.nodeSelector; {target} will go to nodes that match later"
-    strategy = deployment.spec.strategy
-    where = f"step {progress.index}/{len(strategy.steps)}" + (
-        f" ({steps.describe(strategy.steps[progress.index])})"
-        if progress.index < len(strategy.steps)
-        else ""
-    )
-    return f"{updated}/{total} nodes on {target}, {states['failed']} failed; {where}"
-
-
-PHASE_CONDITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "Ready": (frozenset({"Ready"}), "RolloutComplete"),
-    "Degraded": (frozenset({"Ready", "Degraded"}), "RolloutCompleteWithFailures"),
-    "Progressing": (frozenset({"Progressing", "Reconciling"}), "RolloutInProgress"),
-    "Paused": (frozenset(), "RolloutPaused"),
-    "RolledBack": (frozenset({"Degraded", "Stalled"}), "RolledBack"),
-    "Failed": (frozenset({"Degraded", "Stalled"}), "RolloutAborted"),
-}
-"""Per phase: the standard conditions that are True (the others are False), and the reason."""
-
-
-def _conditions(
-    status: ModelDeploymentStatus, deployment: Deployment, now: datetime
-) -> list[Condition]:
-    true, reason = PHASE_CONDITIONS[status.phase]
-    return set_standard_conditions(
-        status.conditions,
-        true=true,
-        reason=reason,
-        message=status.message,
-        generation=deployment.generation,
-        now=now,
-    )
-
-
-def _new_worst_events(
-    previous: ModelDeploymentStatus, status: ModelDeploymentStatus
-) -> tuple[Event, ...]:
-    """A Warning for each node that newly joined the worst nodes (why it cannot update)."""
-    seen = {(n.node, n.reason) for n in previous.worst_nodes}
-    return tuple(
-        Event(
-            "Warning",
-            "NodeUnschedulable" if n.phase == "Unschedulable" else "NodeFailed",
-            f"node {n.node}: {n.reason}: {n.message}",
-        )
-        for n in status.worst_nodes
-        if (n.node, n.reason) not in seen
-    )
-
-
-def _transition_events(
-    previous: ModelDeploymentStatus, status: ModelDeploymentStatus
-) -> tuple[Event, ...]:
-    if previous.phase == status.phase and previous.target_version == status.target_version:
-        return ()
-    kind: Literal["Normal", "Warning"] = (
-        "Warning" if status.phase in ("RolledBack", "Failed", "Degraded") else "Normal"
-    )
-    reason = {
-        "Ready": "RolloutComplete",
-        "Degraded": "RolloutCompleteWithFailures",
-        "Progressing": "RolloutProgressing",
-        "Paused": "RolloutPaused",
-        "RolledBack": "RolledBack",
-        "Failed": "RolloutFailed",
-    }.get(status.phase, "Rollout")
-    return (Event(kind, reason, status.message),)

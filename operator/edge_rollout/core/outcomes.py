@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from edge_rollout.api import reasons
 from edge_rollout.api.edgenode import DesiredModel, ModelStatus
 from edge_rollout.api.release import Release
 from edge_rollout.core import fleet, selection, steps
@@ -99,8 +100,10 @@ class NodePlanner:
         strategy = self.spec.strategy
         self._asked_before = now - timedelta(seconds=strategy.progress_deadline_seconds)
         """Nodes asked at or before this are past their progress deadline."""
-        self.ready_before = now - timedelta(seconds=strategy.min_ready_seconds)
-        """Nodes Ready since this or earlier have been Ready for minReadySeconds."""
+        min_ready = 0 if rollout.target == rollout.stable else strategy.min_ready_seconds
+        self.ready_before = now - timedelta(seconds=min_ready)
+        """Nodes Ready since this or earlier have been Ready for minReadySeconds (at once when
+        going back to the stable version: it served before, a rollback must not wait)."""
         self.outcome_key = ("outcome", rollout.target, self._policy, self._refreshed_key[1])
         """Everything a lasting outcome depends on besides the node and the target release."""
 
@@ -146,7 +149,7 @@ class NodePlanner:
     ) -> NodeOutcome:
         excluded = sorted({*desired.excluded_variants, desired.variant})
         choice = self._choose(node, self.target, excluded)
-        if choice.variant is None or self.rollout.aborted:
+        if choice.variant is None or self.rollout.aborted or not _may_fall_back(reported):
             failed = desired.model_copy(update={"excluded_variants": excluded})
             return NodeOutcome(node.name, "failed", self._refresh(failed), choice, reported)
         self.events.append(
@@ -250,6 +253,11 @@ class NodePlanner:
         return since is not None and since <= self.ready_before
 
 
+SERVING = ("Ready", "RolledBack")
+"""Phases in which the agent serves its active version (RolledBack: a kept version, switched
+back to from disk)."""
+
+
 LABELS_PROFILE = "node-labels"
 """`Hardware.profile` of what `labels.hardware_from_labels` read from a Node's labels: its agent
 has not reported the node's hardware (yet, or since its EdgeNode was created again)."""
@@ -270,22 +278,34 @@ def _awaiting_report(node: str) -> selection.Choice:
 
 
 def _active(desired: DesiredModel, reported: ModelStatus | None) -> bool:
-    """The node serves exactly the desired version and variant, and is Ready."""
+    """The node serves exactly the desired version and variant (Ready, or RolledBack to it)."""
     return (
         reported is not None
-        and reported.phase == "Ready"
+        and reported.phase in SERVING
         and reported.active_version == desired.version
         and reported.active_variant == desired.variant
     )
 
 
 def _failed(desired: DesiredModel, reported: ModelStatus | None) -> bool:
+    """The agent gave up on the desired version and variant (a transient failure, which it
+    retries on its own, is still in progress)."""
     return (
         reported is not None
         and reported.phase == "Failed"
         and reported.version == desired.version
         and reported.variant == desired.variant
+        and reasons.failure_scope(_error(reported)) != "transient"
     )
+
+
+def _may_fall_back(reported: ModelStatus | None) -> bool:
+    """Another variant may work: the failure is variant-specific, or the node ran out of time
+    while its agent was working on it. Not when the release itself is broken (every variant
+    would fail) or the agent never answered (a node without an agent runs no variant)."""
+    if reported is None:
+        return False
+    return reported.phase != "Failed" or reasons.failure_scope(_error(reported)) == "variant"
 
 
 def _error(reported: ModelStatus | None) -> str:

@@ -20,6 +20,7 @@ from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymen
 from edge_rollout.api.release import Release
 from edge_rollout.core import abort as abort_rules
 from edge_rollout.core import fleet, ordering, replanning, reports, selection, specchecks, steps
+from edge_rollout.core import summary as summaries
 from edge_rollout.core.fleet import Event, NodeOutcome
 from edge_rollout.core.outcomes import NodePlanner, Rollout, parse
 
@@ -117,15 +118,8 @@ def plan_rollout(
     )
     desired.update(dict.fromkeys(chosen.removed))
     desired.update((o.node, o.desired) for o in held)
-    status, events = fleet.summarize(
-        deployment,
-        rollout.stable,
-        rollout.target,
-        rollout.progress,
-        rollout.verdict,
-        tally.plus(held),
-        now,
-    )
+    evidence = (*judged.tally.bad, *held)
+    status, events = summaries.summarize(deployment, rollout, tally.plus(held), evidence, now)
     status, warned = specchecks.with_warnings(deployment, chosen.nodes, status, now)
     return Plan(desired, status, (*planner.events, *events, *warned), choices)
 
@@ -166,7 +160,7 @@ def _progress(planner: NodePlanner, rollout: Rollout, tally: fleet.Tally) -> Rol
     states = tally.states
     failures = [abort_rules.failure_type(o) for o in tally.bad if o.state == "failed"]
     finished = states["updated"] + states["failed"]
-    verdict = abort_rules.evaluate_counts(spec.abort, finished, failures)
+    verdict = abort_rules.evaluate_counts(spec.abort, finished, failures, states["updating"])
     if verdict is not None:
         planner.events.append(Event("Warning", "RolloutAborted", verdict))
         return Rollout(rollout.stable, rollout.target, rollout.progress, verdict)

@@ -19,7 +19,15 @@ import onnx
 from edge_rollout.api.manifest import OnnxFacts
 from edge_rollout.api.modeldeployment import Precision
 from edge_rollout.api.release import Requirements
-from edge_rollout.publishing import calibration, measuring, onnxmodel, variants
+from edge_rollout.publishing import (
+    calibration,
+    feeding,
+    measuring,
+    onnxmodel,
+    probing,
+    shapes,
+    variants,
+)
 from edge_rollout.publishing.onnxmodel import ModelError
 from edge_rollout.publishing.request import (
     BUILT_IN,
@@ -35,12 +43,20 @@ REQUIREMENTS: dict[str, Requirements] = {
     "int8": Requirements(accelerator_class="cpu"),
 }
 """Where each built-in variant is meant to run; the measured memory is added per variant."""
+AS_GIVEN = Requirements(accelerator_class="cpu")
+"""The model as given was measured on this machine's CPU, whatever its precision."""
 MAIN_FILE = "model.onnx"
 """Every variant's model file has this name in its manifest (external data keeps its own)."""
 QUANTIZED_OPS = frozenset(
     {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
-     "QLinearMatMul", "MatMulInteger", "ConvInteger"}
+     "QLinearMatMul", "MatMulInteger", "ConvInteger", "MatMulNBits", "DynamicQuantizeMatMul",
+     "QAttention", "QGemm", "QLinearAdd", "QLinearMul"}
 )  # fmt: skip
+BUILDABLE: dict[str, tuple[Precision, ...]] = {"fp32": ("fp16", "int8"), "fp16": (), "int8": ()}
+"""The variants built from a model of each precision: an int8 or fp16 model is published as
+given, never re-quantized or widened."""
+INTEGER_WEIGHTS = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4,
+                   onnx.TensorProto.UINT4)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -54,54 +70,105 @@ class Built:
     files: dict[str, bytes]
     spans: dict[str, list[Any]]
     facts: OnnxFacts
-    inputs: list[measuring.Feed]
+    inputs: list[feeding.Feed]
     measured: measuring.Measured | None
     measured_with: tuple[str, ...] = measuring.CPU
     not_measured: str = ""
 
+    @property
+    def input_shapes(self) -> dict[str, list[int]]:
+        """The concrete input shapes it was measured at (those of the first sample)."""
+        first = self.inputs[0] if self.inputs else {}
+        return {name: list(value.shape) for name, value in first.items()}
+
 
 def infer_precision(model: onnx.ModelProto) -> Precision:
-    """int8 if the graph quantizes, fp16 if most weight bytes are float16, else fp32."""
-    if {n.op_type for n in model.graph.node} & QUANTIZED_OPS:
+    """int8 if the graph quantizes (at any depth) or most weights are 8/4-bit integers, fp16 if
+    most float weights are float16, else fp32. Weights are initializers and `Constant` values of
+    every subgraph."""
+    if any(n.op_type in QUANTIZED_OPS for g in onnxmodel.graphs(model.graph) for n in g.node):
         return "int8"
     weights: Counter[int] = Counter()
-    for t in model.graph.initializer:
+    for _, t in onnxmodel.all_tensors(model.graph):
         weights[t.data_type] += int(np.prod(t.dims)) if t.dims else 1
-    if weights[onnx.TensorProto.FLOAT16] > weights[onnx.TensorProto.FLOAT]:
-        return "fp16"
-    return "int8" if weights[onnx.TensorProto.INT8] + weights[onnx.TensorProto.UINT8] else "fp32"
+    floats = weights[onnx.TensorProto.FLOAT] + weights[onnx.TensorProto.DOUBLE]
+    if sum(weights[d] for d in INTEGER_WEIGHTS) > floats + weights[onnx.TensorProto.FLOAT16]:
+        return "int8"
+    return "fp16" if weights[onnx.TensorProto.FLOAT16] > floats else "fp32"
 
 
-def sample_feeds(req: PublishRequest, facts: OnnxFacts) -> list[measuring.Feed]:
-    """Inputs to measure agreement on: the calibration samples if given, else random ones."""
+def variant_names(req: PublishRequest, given: Precision) -> list[str]:
+    """The built-in variants to publish, the model as given (named by its precision) first."""
+    asked = BUILT_IN if req.variants is None else req.variants
+    return [given, *[n for n in asked if n != given and n in BUILDABLE[given]]]
+
+
+def sample_feeds(
+    req: PublishRequest, model: onnx.ModelProto, facts: OnnxFacts, progress: Progress
+) -> list[feeding.Feed]:
+    """Inputs to measure agreement on: the calibration samples if given, else random ones at
+    shapes onnxruntime runs the model at (dynamic dimensions probed, or `--input-shape`)."""
     count = max(req.samples, 2)
     if req.calibration is not None:
         found = calibration.load(req.calibration, facts.inputs)
         return (found * count)[:count] if len(found) < count else found[:count]
-    return measuring.sample_inputs(facts.inputs, count)
+    ranges = feeding.int_ranges(model, facts.inputs)
+    sizes = shapes.metadata_sizes(onnxmodel.metadata(model))
+    probe = probing.probe_shapes(req.model, facts.inputs, req.input_shapes, ranges, sizes)
+    if probe.dynamic:
+        progress.note(f"dynamic input shapes: measured at {probing.describe(probe.shapes)}")
+    return feeding.sample_inputs(facts.inputs, count, probe.shapes, ranges)
+
+
+def _skipped(req: PublishRequest, given: Precision, names: list[str], progress: Progress) -> None:
+    skipped = [n for n in req.variants or () if n not in names]
+    if skipped:
+        progress.note(
+            f"{req.model.name} is already {given}: published as given (variant {given}); not"
+            f" built from it: {', '.join(skipped)}"
+        )
 
 
 def build_variants(
     req: PublishRequest, model: onnx.ModelProto, tmp: Path, progress: Progress
 ) -> list[Built]:
-    """Each variant's bytes, measured in onnxruntime; fp32 first (the reference)."""
+    """Each variant's bytes, measured in onnxruntime; the model as given first (the reference)."""
     facts = onnxmodel.facts(model)
-    feeds = sample_feeds(req, facts)
-    names = list(req.variants)
-    order = ["fp32", *[n for n in names if n != "fp32"]]
+    given = infer_precision(model)
+    order = variant_names(req, given)
+    _skipped(req, given, order, progress)
+    feeds = sample_feeds(req, model, facts, progress)
     built: list[Built] = []
     task = "build + measure variants"
     progress.start(task, len(order) + len(req.extra_variants))
     for name in order:
-        files, path, how = _variant_files(req, model, name, tmp, progress)
-        measured = measuring.measure(path, feeds, runs=req.runs)
-        precision = cast(Precision, name)
-        built.append(_built(name, precision, REQUIREMENTS[name], how, files, path, feeds, measured))
+        try:
+            built.append(_build_one(req, model, name, given, feeds, tmp, progress))
+        except ModelError as exc:
+            if name == given or req.variants is not None:
+                raise
+            progress.note(f"{name}: left out: {exc}")
         progress.advance(task, 1)
     for extra in req.extra_variants:
         built.append(build_extra(extra, facts, feeds, req.runs, progress))
         progress.advance(task, 1)
-    return [b for b in built if b.name in names or b.name == "fp32" or b.name not in BUILT_IN]
+    wanted = {given, *(req.variants or BUILT_IN)}
+    return [b for b in built if b.name in wanted or b.name not in BUILT_IN]
+
+
+def _build_one(
+    req: PublishRequest,
+    model: onnx.ModelProto,
+    name: str,
+    given: Precision,
+    feeds: list[feeding.Feed],
+    tmp: Path,
+    progress: Progress,
+) -> Built:
+    files, path, how = _variant_files(req, model, name, given, tmp, progress)
+    measured = measuring.measure(path, feeds, runs=req.runs)
+    requirements = AS_GIVEN if name == given else REQUIREMENTS[name]
+    return _built(name, cast(Precision, name), requirements, how, files, path, feeds, measured)
 
 
 def _built(
@@ -111,7 +178,7 @@ def _built(
     how: str,
     files: dict[str, bytes],
     path: Path,
-    feeds: list[measuring.Feed],
+    feeds: list[feeding.Feed],
     measured: measuring.Measured | None,
     **extra: Any,
 ) -> Built:
@@ -122,10 +189,15 @@ def _built(
 
 
 def _variant_files(
-    req: PublishRequest, model: onnx.ModelProto, name: str, tmp: Path, progress: Progress
+    req: PublishRequest,
+    model: onnx.ModelProto,
+    name: str,
+    given: Precision,
+    tmp: Path,
+    progress: Progress,
 ) -> tuple[dict[str, bytes], Path, str]:
     src = req.model
-    if name == "fp32":
+    if name == given:
         return read_files(src, model), src, "as given"
     if name == "fp16":
         full = onnx.load(str(src)) if onnxmodel.external_files(model) else model
@@ -152,7 +224,7 @@ def read_files(src: Path, model: onnx.ModelProto) -> dict[str, bytes]:
 def build_extra(
     extra: ExtraVariant,
     reference: OnnxFacts,
-    feeds: list[measuring.Feed],
+    feeds: list[feeding.Feed],
     runs: int,
     progress: Progress,
 ) -> Built:

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_rollout.api.manifest import TensorInfo
-from edge_rollout.publishing.measuring import Feed
+from edge_rollout.publishing.feeding import Feed
 from edge_rollout.publishing.onnxmodel import ModelError
 
 MAX_SAMPLES = 512

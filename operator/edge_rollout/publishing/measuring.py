@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge_rollout.api.manifest import TensorInfo
 from edge_rollout.api.release import Agreement
 from edge_rollout.publishing import request
+from edge_rollout.publishing.feeding import Feed
 from edge_rollout.publishing.onnxmodel import ModelError
 
-Feed = dict[str, npt.NDArray[np.generic]]
 CPU = request.CPU
 
 
@@ -37,25 +36,6 @@ class Measured:
     latency_p50_ms: float
     latency_p95_ms: float
     outputs: list[Feed]
-
-
-def sample_inputs(inputs: list[TensorInfo], count: int, seed: int = 0) -> list[Feed]:
-    """Deterministic sample feeds: dynamic dims become 1; floats ~N(0,1), ints in [0, 256)."""
-    rng = np.random.default_rng(seed)
-    feeds: list[Feed] = []
-    for _ in range(count):
-        feed: Feed = {}
-        for info in inputs:
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in info.shape]
-            dtype = np.dtype(info.dtype)
-            if dtype.kind == "f":
-                feed[info.name] = rng.standard_normal(shape).astype(dtype)
-            elif dtype.kind == "b":
-                feed[info.name] = rng.integers(0, 2, shape).astype(dtype)
-            else:
-                feed[info.name] = rng.integers(0, 256, shape).astype(dtype)
-        feeds.append(feed)
-    return feeds
 
 
 def _save(path: Path, feeds: list[Feed]) -> None:

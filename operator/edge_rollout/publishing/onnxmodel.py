@@ -6,6 +6,7 @@ ranges. Must not chunk, compress or write the store.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,3 +153,38 @@ def external_files(model: onnx.ModelProto) -> list[ExternalFile]:
         if length:
             spans.append(TensorSpan(t.name, dtype_name(t.data_type), start, start + length))
     return [ExternalFile(p, tuple(s)) for p, s in sorted(by_file.items())]
+
+
+def graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """`graph` and every subgraph in it (`If` branches, `Loop` and `Scan` bodies), at any depth."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from graphs(attr.g)
+            for sub in attr.graphs:
+                yield from graphs(sub)
+
+
+def constant_tensors(graph: onnx.GraphProto) -> Iterator[tuple[str, onnx.TensorProto]]:
+    """(output name, tensor) of every `Constant` node's tensor value, in every subgraph too."""
+    for g in graphs(graph):
+        for node in g.node:
+            if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+                continue
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    yield node.output[0], attr.t
+
+
+def all_tensors(graph: onnx.GraphProto) -> Iterator[tuple[str, onnx.TensorProto]]:
+    """Every stored tensor: initializers of every (sub)graph, then `Constant` node values."""
+    for g in graphs(graph):
+        for t in g.initializer:
+            yield t.name, t
+    yield from constant_tensors(graph)
+
+
+def metadata(model: onnx.ModelProto) -> dict[str, str]:
+    """The model's `metadata_props` as a dict (Ultralytics puts `imgsz` there)."""
+    return {p.key: p.value for p in model.metadata_props}

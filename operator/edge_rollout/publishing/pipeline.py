@@ -35,8 +35,9 @@ def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
     store.check_writable()
     key = keys.load_private_key(req.key)
     model = onnxmodel.load(req.model)
-    wanted = {"fp32", *req.variants, *(e.name for e in req.extra_variants)}
-    _refuse_known_conflict(store, req, wanted)
+    given = building.infer_precision(model)
+    wanted = {*building.variant_names(req, given), *(e.name for e in req.extra_variants)}
+    _refuse_known_conflict(store, req, given, wanted)
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization logs advice at WARNING
     with tempfile.TemporaryDirectory() as tmp:
         built = building.build_variants(req, model, Path(tmp), progress)
@@ -54,18 +55,21 @@ def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
     return release
 
 
-def _refuse_known_conflict(store: DirectoryStore, req: PublishRequest, wanted: set[str]) -> None:
+def _refuse_known_conflict(
+    store: DirectoryStore, req: PublishRequest, given: str, wanted: set[str]
+) -> None:
     """Before building anything: refuse a version already published from another model file (its
-    fp32 variant is the model as given) or with other variants. Same file and variants go on, as
-    republishing identical content is a no-op; other differences are caught by `store.publish`."""
+    variant named by the model's precision is the model as given) or with other variants. Same
+    file and variants go on, as republishing identical content is a no-op; other differences are
+    caught by `store.publish`."""
     existing = store.published(req.name, req.version)
     if existing is None:
         return
-    fp32 = existing.variant("fp32")
+    as_given = existing.variant(given)
     digest = f"sha256:{codec.sha256_hex(req.model.read_bytes())}"
-    if fp32 is not None and fp32.file_digest not in ("", digest):
-        found = f"from another model file (its fp32 file is not {req.model.name})"
-    elif {v.name for v in existing.variants} != wanted:
+    if as_given is not None and as_given.file_digest not in ("", digest):
+        found = f"from another model file (its {given} file is not {req.model.name})"
+    elif not _same_variants({v.name for v in existing.variants}, wanted, req):
         found = f"with variants {', '.join(sorted(v.name for v in existing.variants))}"
     else:
         return
@@ -75,6 +79,11 @@ def _refuse_known_conflict(store: DirectoryStore, req: PublishRequest, wanted: s
         f"{req.name}@{req.version} is already published {found}",
         "Publish under a new version; published versions never change",
     )
+
+
+def _same_variants(existing: set[str], wanted: set[str], req: PublishRequest) -> bool:
+    """With the default variants, one left out last time (it failed to build) may be again."""
+    return existing == wanted if req.variants is not None else existing <= wanted
 
 
 def _base_release(store: DirectoryStore, key: Any, req: PublishRequest) -> Release | None:
@@ -193,4 +202,5 @@ def _measurements(b: building.Built, ref: building.Built) -> Measurements:
         latency_p95_ms=round(b.measured.latency_p95_ms, 4),
         agreement=measuring.agreement(ref.measured.outputs, b.measured.outputs),
         measured_with=list(b.measured_with),
+        input_shapes=b.input_shapes,
     )

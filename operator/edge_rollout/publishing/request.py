@@ -76,7 +76,9 @@ class PublishRequest:
     version: str
     store: Path
     key: Path
-    variants: tuple[str, ...] = BUILT_IN
+    variants: tuple[str, ...] | None = None
+    """Built-in variants asked for; None: every one that can be built from this model (one that
+    fails to build or to run is then left out with a note rather than failing the publish)."""
     extra_variants: tuple[ExtraVariant, ...] = ()
     base_version: str | None = None
     """Release to delta against: None for the latest published, "" for none."""
@@ -93,9 +95,14 @@ class PublishRequest:
 
     def check(self) -> None:
         """`ValueError` naming the field and the fix when the request cannot be published."""
+        if self.variants is None:
+            return self._check_names()
         unknown = [n for n in self.variants if n not in BUILT_IN]
         if unknown or not self.variants:
             raise ValueError(f"unknown variants {unknown}: choose from fp32, fp16, int8")
+        self._check_names()
+
+    def _check_names(self) -> None:
         if not NAME.fullmatch(self.name) or len(self.name) > 63:
             raise ValueError(f"--name {self.name!r}: use lower-case letters, digits, '-', '.', '_'")
         seen = [e.name for e in self.extra_variants]

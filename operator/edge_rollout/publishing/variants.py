@@ -153,6 +153,47 @@ def build_fp16(model: onnx.ModelProto, progress: Callable[[str], None] = print) 
     raise ModelError("fp16 conversion did not converge")
 
 
+def _float_constant(node: onnx.NodeProto) -> bool:
+    return (
+        node.op_type == "Constant"
+        and node.domain in ("", "ai.onnx")
+        and any(a.name == "value" and a.t.data_type == FLOAT for a in node.attribute)
+    )
+
+
+def constants_as_initializers(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A copy whose top-level float `Constant` nodes are initializers (onnxruntime's quantizer
+    only quantizes initializers: PaddleOCR and some PyTorch exports keep weights in Constant
+    nodes); None when there are none."""
+    if not any(_float_constant(n) for n in model.graph.node):
+        return None
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    keep: list[onnx.NodeProto] = []
+    for node in out.graph.node:
+        if not _float_constant(node):
+            keep.append(node)
+            continue
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(next(a.t for a in node.attribute if a.name == "value"))
+        tensor.name = node.output[0]
+        out.graph.initializer.append(tensor)
+    out.graph.ClearField("node")
+    out.graph.node.extend(keep)
+    return out
+
+
+def _quantizable(model_path: Path, tmp: Path) -> Path:
+    """`model_path`, or a copy with its Constant weights as initializers when it has some."""
+    model = onnx.load(str(model_path))
+    moved = constants_as_initializers(model)
+    if moved is None:
+        return model_path
+    path = tmp / "initializers.onnx"
+    onnx.save(moved, str(path))
+    return path
+
+
 def build_int8(model_path: Path) -> bytes:
     """The int8 variant: onnxruntime dynamic quantization of the weights (QInt8)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -160,7 +201,8 @@ def build_int8(model_path: Path) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "int8.onnx"
         try:
-            quantize_dynamic(str(model_path), str(out), weight_type=QuantType.QInt8)
+            src = _quantizable(model_path, Path(tmp))
+            quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8)
         except Exception as exc:  # quantization raises many exception types
             raise ModelError(f"int8 dynamic quantization failed: {exc}") from exc
         return bytes(out.read_bytes())
@@ -187,7 +229,7 @@ def build_int8_static(model_path: Path, feeds: list[dict[str, Any]]) -> bytes:
         out = Path(tmp) / "int8.onnx"
         try:
             quantize_static(
-                str(model_path),
+                str(_quantizable(model_path, Path(tmp))),
                 str(out),
                 Reader(),
                 quant_format=QuantFormat.QDQ,

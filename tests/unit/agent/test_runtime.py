@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rollout.api.manifest import Tolerance
+from edge_rollout.api.manifest import GoldenVectors, Tolerance
 from edge_rollout.content import golden
-from edge_rollout_agent import runtime
+from edge_rollout_agent import policy, runtime
 
 from .models import golden_for, linear_model, random_weights
 
@@ -88,3 +88,39 @@ def test_compare_checks_cosine_too() -> None:
     tol = Tolerance(rtol=10.0, atol=10.0, min_cosine=0.99)
     assert golden.compare(np.array([1.0, 0.0]), np.array([0.0, 1.0]), tol) is not None
     assert golden.compare(np.array([1.0, 2.0]), np.array([1.0, 2.0]), tol) is None
+
+
+def _half_agreeing(weights: np.ndarray, bias: np.ndarray) -> GoldenVectors:
+    """Four golden cases of which the last two belong to another model."""
+    good = golden_for(weights, bias, cases=2)
+    bad = golden_for(weights, bias + 0.5, cases=4)
+    return GoldenVectors(cases=[*good.cases, *bad.cases[2:]])
+
+
+def test_max_latency_refuses_a_model_slower_than_the_gate(
+    model: tuple[Path, np.ndarray, np.ndarray],
+) -> None:
+    path, weights, bias = model
+    gate = policy.Gate(max_latency_ms=0.000001)
+    check = runtime.check_model(path, golden_for(weights, bias), Tolerance(), CPU, 5, gate)
+    assert (check.ok, check.reason) == (False, "LatencyAboveGate")
+    assert "spec.healthGate.maxLatencyMs" in check.message
+    assert f"p95 latency {check.p95_ms:.3f} ms" in check.message
+    roomy = runtime.check_model(path, golden_for(weights, bias), Tolerance(), CPU, 5,
+                                policy.Gate(max_latency_ms=60_000.0))  # fmt: skip
+    assert roomy.ok, roomy.message
+
+
+def test_min_agreement_decides_when_some_vectors_disagree(
+    model: tuple[Path, np.ndarray, np.ndarray],
+) -> None:
+    path, weights, bias = model
+    vectors = _half_agreeing(weights, bias)
+    strict = runtime.check_model(path, vectors, Tolerance(), CPU, 3, policy.Gate())
+    assert (strict.ok, strict.reason) == (False, "AgreementBelowGate")
+    assert "agreement 0.500 (2 of 4 golden test vectors)" in strict.message
+    assert "spec.healthGate.minAgreement 1" in strict.message
+    lenient = runtime.check_model(
+        path, vectors, Tolerance(), CPU, 3, policy.Gate(min_agreement=0.5)
+    )
+    assert lenient.ok, lenient.message

@@ -134,7 +134,9 @@ def spec(version: str = "2.0", **strategy: object) -> ModelDeploymentSpec:
 
 @dataclass
 class SimNode:
-    """A node whose agent obeys its entry: Ready after `delay`, Failed for `broken` variants."""
+    """A node whose agent obeys its entry in the real agent's phases: Downloading, then Ready
+    after `delay` (RolledBack when it switches back to a version it keeps on disk), or Failed
+    with `fail_reason` for `broken` variants."""
 
     name: str
     hardware: Hardware
@@ -142,7 +144,11 @@ class SimNode:
     desired: DesiredModel | None = None
     reported: ModelStatus | None = None
     broken: frozenset[str] = frozenset()
-    """`version/variant` pairs that fail their test vectors here."""
+    """`version/variant` pairs that fail here."""
+    fail_reason: str = "LoadFailed"
+    """The reason a broken variant fails with (a variant-specific one by default)."""
+    held: set[tuple[str, str]] = field(default_factory=set)
+    """Versions installed here (kept on disk: switching back to one is a RolledBack)."""
     asked_at: datetime | None = None
 
     def as_input(self) -> planning.NodeInput:
@@ -151,6 +157,7 @@ class SimNode:
         )
 
     def agent_step(self, now: datetime, delay: timedelta) -> None:
+        self._now = now
         want = self.desired
         if want is None:
             return
@@ -159,8 +166,10 @@ class SimNode:
             current is not None
             and current.version == want.version
             and current.variant == want.variant
-            and current.phase in ("Ready", "Failed")
+            and current.phase in ("Ready", "Failed", "RolledBack")
         ):
+            return
+        if (want.version, want.variant) in self.held and self._switch_back(want, current, now):
             return
         if (
             self.asked_at is None
@@ -177,12 +186,11 @@ class SimNode:
             failed = self._status(want, "Failed", current)
             self.reported = failed.model_copy(
                 update={
-                    "last_error": ModelError(
-                        reason="TestVectorMismatch", message="output 0 differs"
-                    )
+                    "last_error": ModelError(reason=self.fail_reason, message="output 0 differs")
                 }
             )
             return
+        self.held.add((want.version, want.variant))
         ready = self._status(want, "Ready", current)
         self.reported = ready.model_copy(
             update={
@@ -194,6 +202,25 @@ class SimNode:
             }
         )
 
+    def _switch_back(self, want: DesiredModel, current: ModelStatus | None, now: datetime) -> bool:
+        """A kept version goes active from disk at once: RolledBack to the keepVersion or to an
+        older one (as the agent's policy.decide says Rollback), else Ready."""
+        if current is not None and (current.active_version, current.active_variant) == (
+            want.version,
+            want.variant,
+        ):
+            return False
+        back = want.keep_version in ("", want.version)
+        status = self._status(want, "RolledBack" if back else "Ready", current)
+        self.reported = status.model_copy(
+            update={
+                "active_version": want.version,
+                "active_variant": want.variant,
+                "ready_since": rfc3339(now),
+            }
+        )
+        return True
+
     def _status(self, want: DesiredModel, phase: str, current: ModelStatus | None) -> ModelStatus:
         active = (current.active_version, current.active_variant) if current else ("", "")
         return ModelStatus.model_validate(
@@ -204,6 +231,7 @@ class SimNode:
                 "variant": want.variant,
                 "activeVersion": active[0],
                 "activeVariant": active[1],
+                "lastTransitionTime": rfc3339(getattr(self, "_now", T0)),
             }
         )
 
@@ -247,10 +275,22 @@ class Fleet:
         self.apply(self.plan())
 
     def run(self, ticks: int = 200, **kwargs: object) -> None:
+        """Tick until the rollout settles: done, aborted, or paused (by spec or at an untimed
+        pause step)."""
         for _ in range(ticks):
             self.tick(**kwargs)  # type: ignore[arg-type]
-            if self.status.phase in ("Ready", "Degraded", "RolledBack", "Failed", "Paused"):
+            if self.status.phase in ("Ready", "Degraded", "RolledBack", "Failed"):
                 return
+            if self.status.phase == "Paused" and self._waiting_for_approval():
+                return
+
+    def _waiting_for_approval(self) -> bool:
+        steps = self.spec.strategy.steps
+        index = self.status.current_step_index
+        if self.spec.paused:
+            return True
+        pause = steps[index].pause if index < len(steps) else None
+        return pause is not None and pause.duration is None
 
     @property
     def phase(self) -> str:

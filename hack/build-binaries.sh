@@ -60,6 +60,12 @@ k8s_present() {
 }
 
 if ! all_present "$bin"; then
+  # One build at a time: a second caller (a parallel test run, `make generate`) waits for the first.
+  mkdir -p "$cache/bin"
+  exec 9>"$cache/bin/.build.lock"
+  flock 9
+fi
+if ! all_present "$bin"; then
   command -v go >/dev/null || { log "go is required (https://go.dev/dl); none found on PATH"; exit 1; }
   mkdir -p "$bin.tmp"
   [ -x "$bin.tmp/etcd" ] || build_etcd

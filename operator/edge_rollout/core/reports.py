@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -30,6 +31,7 @@ REPORT_VALID = "ReportValid"
 REPORT_INVALID = "ReportInvalid"
 CLOCK_SKEW = timedelta(minutes=10)
 """How far ahead of the operator's clock an agent's times may be."""
+_PROBLEM = attrgetter("report_problem")
 HELD = "the node is held where it is until its agent sends a usable report"
 
 
@@ -88,7 +90,7 @@ def hold_invalid(
 ) -> tuple[ordering.Selection, tuple[NodeOutcome, ...]]:
     """The selected nodes whose reports are usable, and an outcome for each of the others:
     unschedulable for ReportInvalid, keeping the entry it has (nothing on it changes)."""
-    if not any(n.report_problem for n in chosen.nodes):
+    if not any(map(_PROBLEM, chosen.nodes)):  # in C: the usual case costs little at 10,000 nodes
         return chosen, ()
     usable = tuple(n for n in chosen.nodes if not n.report_problem)
     held = tuple(_held(n) for n in chosen.nodes if n.report_problem)

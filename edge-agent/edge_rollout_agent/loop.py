@@ -95,6 +95,8 @@ class Agent:
         self.lock = threading.Lock()
         self.hardware = Hardware()
         self.metered_label = False
+        self.generation = 0
+        """metadata.generation of the EdgeNode whose spec the agent acts on."""
         self.node_uid: object = None
         """metadata.uid of the EdgeNode last seen."""
 
@@ -129,6 +131,8 @@ class Agent:
         if uid != self.node_uid:
             self.node_uid, self.sent = uid, None
             self.wake.set()
+        generation = node.metadata.get("generation")
+        self.generation = generation if isinstance(generation, int) else self.generation
         labels = node.metadata.get("labels") or {}
         self.metered_label = isinstance(labels, dict) and labels.get(METERED_LABEL) == "true"
         self.set_spec(node.spec, connected=True)
@@ -389,6 +393,7 @@ class Agent:
             self.sent,
             now,
             AGENT_VERSION,
+            self.generation,
         )
         recent = now - self.last_patch < timedelta(seconds=self.settings.progress_interval)
         if not force and (not reporting.differs(status, self.sent) or (throttle and recent)):

@@ -39,9 +39,14 @@ def transition(prev: ModelStatus | None, name: str, now: datetime, **changes: An
 
 
 def ready_condition(
-    models: list[ModelStatus], desired: int, previous: list[Condition], now: datetime
+    models: list[ModelStatus],
+    desired: int,
+    previous: list[Condition],
+    now: datetime,
+    generation: int = 0,
 ) -> Condition:
-    """Ready=True when every desired model is Ready or RolledBack."""
+    """Ready=True when every desired model is Ready or RolledBack; `generation` is the EdgeNode's
+    metadata.generation whose spec this report answers (kstatus reads observedGeneration)."""
     settled = [m for m in models if m.phase in SETTLED]
     status: ConditionStatus
     failed = sorted(m.name for m in models if m.phase == "Failed")
@@ -54,7 +59,7 @@ def ready_condition(
     old = next((c for c in previous if c.type == "Ready"), None)
     since = old.last_transition_time if old and old.status == status else rfc3339(now)
     return Condition(type="Ready", status=status, reason=reason, message=message,
-                     last_transition_time=since)  # fmt: skip
+                     observed_generation=generation, last_transition_time=since)  # fmt: skip
 
 
 def node_status(
@@ -64,8 +69,10 @@ def node_status(
     previous: EdgeNodeStatus | None,
     now: datetime,
     agent_version: str,
+    generation: int = 0,
 ) -> EdgeNodeStatus:
-    """The whole status the agent writes, models sorted by name."""
+    """The whole status the agent writes, models sorted by name, for the EdgeNode spec of
+    metadata.generation `generation`."""
     conditions = previous.conditions if previous else []
     ordered = sorted(models, key=lambda m: m.name)
     return EdgeNodeStatus(
@@ -73,7 +80,7 @@ def node_status(
         heartbeat_time=rfc3339(now),
         agent_version=agent_version,
         models=ordered,
-        conditions=[ready_condition(ordered, desired, conditions, now)],
+        conditions=[ready_condition(ordered, desired, conditions, now, generation)],
     )
 
 

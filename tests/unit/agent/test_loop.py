@@ -216,3 +216,18 @@ def test_an_edgenode_created_again_gets_the_whole_report_at_once(
     assert len(api.statuses) == count + 1
     assert api.statuses[-1].hardware.cpu_cores > 0
     assert api.statuses[-1].models[0].phase == "Ready"
+
+
+def test_the_ready_condition_carries_the_generation_it_answers(world: Any, tmp_path: Path) -> None:
+    """kstatus and Flux compare conditions[].observedGeneration with metadata.generation."""
+    agent, api, store, clock = world
+    v1 = publish(store, tmp_path, "1.0", 1)
+    body = {"metadata": {"uid": "a", "generation": 10}, "spec": {"models": [v1]}}
+    agent.set_node(EdgeNode.model_validate(body))
+    agent.step()
+    (ready,) = api.statuses[-1].conditions
+    assert (ready.type, ready.status, ready.observed_generation) == ("Ready", "True", 10)
+    clock.now += timedelta(seconds=1)
+    agent.set_node(EdgeNode.model_validate({**body, "metadata": {"uid": "a", "generation": 11}}))
+    agent.step()
+    assert api.statuses[-1].conditions[0].observed_generation == 11

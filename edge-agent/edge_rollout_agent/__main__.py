@@ -7,7 +7,6 @@ endpoint and the loop, and stops cleanly on SIGTERM/SIGINT. Must not hold agent 
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from edge_rollout.api.edgenode import DesiredModel
+from edge_rollout.kube import logrecords
 from edge_rollout.store import keys
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import open_transport
@@ -45,7 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4, help="parallel chunk downloads")
     parser.add_argument("--store-timeout", type=float, default=30.0,
                         help="seconds without data before a store request is retried")  # fmt: skip
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", type=str.upper, choices=logrecords.LEVELS, default="INFO",
+                        help="least severe records to log (default INFO)")  # fmt: skip
+    parser.add_argument("--log-format", choices=logrecords.FORMATS, default="text",
+                        help="text: a line per record; json: a JSON object per line")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -68,7 +71,7 @@ def source_opener(timeout: float = 30.0) -> Callable[[DesiredModel], ChunkSource
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    logrecords.configure(args.log_level, args.log_format, {"kind": "EdgeNode", "name": args.node})
     if args.hardware_profile:
         try:
             hardware.load_profile(args.hardware_profile)
@@ -79,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
                              heartbeat=args.heartbeat, concurrency=args.concurrency,
                              limits=policy.Limits(max_celsius=args.max_temperature))  # fmt: skip
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    api = kube.EdgeNodeApi(kube.load_config(args.kubeconfig), args.node)
+    try:
+        api = kube.EdgeNodeApi(kube.load_config(args.kubeconfig), args.node)
+    except (OSError, kube.config.ConfigException) as exc:
+        where = args.kubeconfig or "the in-cluster or default kubeconfig"
+        print(f"edge-rollout-agent: cannot load {where}: {exc}; pass --kubeconfig with a readable "
+              "kubeconfig, or run in a Pod with a ServiceAccount", file=sys.stderr)  # fmt: skip
+        return 2
     metrics = Metrics()
     agent = loop.Agent(settings, api, source_opener(args.store_timeout), metrics)
     stop = threading.Event()

@@ -8,6 +8,7 @@ apiserver busy without flooding it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,9 @@ from edge_rollout.api.modeldeployment import ModelDeploymentStatus
 from edge_rollout.controller import metrics
 from edge_rollout.core import planning
 from edge_rollout.kube import edgenodes as kube_edgenodes
+from edge_rollout.kube import logrecords
+
+log = logging.getLogger(__name__)
 
 
 def changed_entries(
@@ -72,8 +76,12 @@ def status_patch(current: Mapping[str, Any], nxt: ModelDeploymentStatus) -> dict
 
 
 def post_events(body: kopf.Body, events: tuple[planning.Event, ...]) -> None:
+    """Post each event on `body` and log it (a Warning event as a warning), one line each."""
     for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+        level = logging.WARNING if event.type == "Warning" else logging.INFO
+        extra = logrecords.object_extra(body)
+        log.log(level, "event %s %s: %s", event.type, event.reason, event.message, extra=extra)
         metrics.EVENTS.labels(event.reason).inc()
 
 

@@ -90,6 +90,8 @@ def test_helm_lint_strict_passes(helm_bin: Path) -> None:
         pytest.param("operator.replicas=2", "additional properties 'replicas'", id="unknown-key"),
         pytest.param("agent.token.expirationSeconds=60", "minimum", id="token-too-short"),
         pytest.param("agent.logLevel=LOUD", "DEBUG", id="bad-enum"),
+        pytest.param("operator.logFormat=yaml", "'text', 'json'", id="bad-log-format"),
+        pytest.param("agent.updateStrategy.type=Recreate", "OnDelete", id="bad-update-strategy"),
         pytest.param("operator.image.digest=latest", "sha256", id="digest-not-a-digest"),
         pytest.param("store.publicKey=k,store.existingSecret=s", "not both", id="two-key-sources"),
     ],
@@ -122,6 +124,8 @@ def test_operator_is_one_recreated_replica_with_peering_probes_and_a_locked_down
         "operator",
         "--liveness=http://0.0.0.0:8080/healthz",
         "--metrics-port=8081",
+        "--log-level=INFO",
+        "--log-format=text",
         "--priority=7",
     ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -207,6 +211,150 @@ def test_an_image_digest_wins_over_the_tag(helm_bin: Path) -> None:
     assert agent["image"] == f"ghcr.io/edge-rollout/agent@{digest}"
     operator = one(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert operator["image"] == "ghcr.io/edge-rollout/operator:0.1.0"
+
+
+# --- cert-manager's knobs, and the chart as a subchart ------------------------------------------
+
+
+def workload_pods(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """operator / agent -> the pod spec of the Deployment / DaemonSet."""
+    return {
+        "operator": one(documents, "Deployment")["spec"]["template"]["spec"],
+        "agent": one(documents, "DaemonSet")["spec"]["template"]["spec"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "selector"),
+    [
+        pytest.param([], {"edge": "true"}, id="default"),
+        pytest.param(["--set", "agent.nodeSelector.foo=bar"], {"foo": "bar"}, id="set"),
+        pytest.param(["-f", "values-file"], {"hardware": "jetson"}, id="values-file"),
+    ],
+)
+def test_agent_node_selector_replaces_the_default_instead_of_merging(
+    helm_bin: Path, tmp_path: Path, args: list[str], selector: dict[str, str]
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("agent:\n  nodeSelector:\n    hardware: jetson\n")
+    args = [str(values) if a == "values-file" else a for a in args]
+    pods = workload_pods(template(helm_bin, *args))
+    assert pods["agent"]["nodeSelector"] == selector
+    assert "nodeSelector" not in pods["operator"]
+
+
+@pytest.mark.parametrize("component", ["operator", "agent"])
+def test_security_contexts_are_values_merged_key_by_key(helm_bin: Path, component: str) -> None:
+    defaults = chartvalues.default_values()[component]
+    assert isinstance(defaults, dict)
+    pod = workload_pods(template(helm_bin))[component]
+    assert pod["securityContext"] == defaults["podSecurityContext"]
+    assert pod["containers"][0]["securityContext"] == defaults["securityContext"]
+    user = f"{component}.securityContext.runAsUser=1000"
+    no_group = f"{component}.podSecurityContext.fsGroup=null"
+    changed = workload_pods(template(helm_bin, "--set", user, "--set", no_group))
+    container = changed[component]["containers"][0]["securityContext"]
+    assert container["runAsUser"] == 1000
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    assert container["readOnlyRootFilesystem"] is True
+    assert "fsGroup" not in changed[component]["securityContext"]
+    assert changed[component]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_common_labels_reach_every_object_and_pod_but_no_selector(helm_bin: Path) -> None:
+    documents = template(helm_bin, "--set", "commonLabels.team=vision")
+    for document in documents:
+        if document["kind"] != "CustomResourceDefinition":
+            assert document["metadata"]["labels"]["team"] == "vision", document["metadata"]
+    for kind in ("Deployment", "DaemonSet"):
+        workload = one(documents, kind)["spec"]
+        assert workload["template"]["metadata"]["labels"]["team"] == "vision"
+        assert "team" not in workload["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("component", ["operator", "agent"])
+def test_scheduling_and_env_knobs_reach_the_pod(
+    helm_bin: Path, tmp_path: Path, component: str
+) -> None:
+    knobs = {
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml",
+                         "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+        "priorityClassName": "system-node-critical",
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+    }  # fmt: skip
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({component: knobs}))
+    pod = workload_pods(template(helm_bin, "-f", str(values)))[component]
+    assert pod["tolerations"] == knobs["tolerations"]
+    assert pod["affinity"] == knobs["affinity"]
+    assert pod["priorityClassName"] == "system-node-critical"
+    assert pod["containers"][0]["env"][-1] == {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "strategy"),
+    [
+        pytest.param(
+            [], {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}}, id="default"
+        ),
+        pytest.param(
+            ["agent.updateStrategy.rollingUpdate.maxUnavailable=1"],
+            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            id="count",
+        ),
+        pytest.param(["agent.updateStrategy.type=OnDelete"], {"type": "OnDelete"}, id="on-delete"),
+    ],
+)
+def test_agent_update_strategy(helm_bin: Path, settings: list[str], strategy: Any) -> None:
+    documents = template(helm_bin, *[a for s in settings for a in ("--set", s)])
+    assert one(documents, "DaemonSet")["spec"]["updateStrategy"] == strategy
+
+
+def test_log_values_become_flags(helm_bin: Path) -> None:
+    pods = workload_pods(template(helm_bin, "--set", "operator.logLevel=DEBUG",
+                                  "--set", "operator.logFormat=json",
+                                  "--set", "agent.logFormat=json"))  # fmt: skip
+    operator_args = pods["operator"]["containers"][0]["args"]
+    assert {"--log-level=DEBUG", "--log-format=json"} <= set(operator_args)
+    assert {"--log-level=INFO", "--log-format=json"} <= set(pods["agent"]["containers"][0]["args"])
+
+
+@pytest.fixture
+def parent_chart(tmp_path: Path) -> Path:
+    """A throwaway umbrella chart with edge-rollout as its subchart and `global:` values."""
+    parent = tmp_path / "platform"
+    (parent / "charts").mkdir(parents=True)
+    subprocess.run(["cp", "-r", str(CHART), str(parent / "charts")], check=True)
+    chart = {"apiVersion": "v2", "name": "platform", "version": "1.0.0",
+             "dependencies": [{"name": "edge-rollout", "version": "0.1.0"}]}  # fmt: skip
+    (parent / "Chart.yaml").write_text(yaml.safe_dump(chart))
+    values = {
+        "global": {"imageRegistry": "registry.example", "labels": {"team": "platform"}},
+        "edge-rollout": {"agent": {"nodeSelector": {"hardware": "jetson"}},
+                         "commonLabels": {"team": "vision"}},
+    }  # fmt: skip
+    (parent / "values.yaml").write_text(yaml.safe_dump(values))
+    return parent
+
+
+def test_the_chart_works_as_a_subchart_with_global_values(
+    helm_bin: Path, parent_chart: Path
+) -> None:
+    lint = run(str(helm_bin), "lint", "--strict", str(parent_chart))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    out = run(str(helm_bin), "template", "p", str(parent_chart), "-n", "platform")
+    assert out.returncode == 0, out.stderr
+    documents = [d for d in yaml.safe_load_all(out.stdout) if d]
+    daemonset = one(documents, "DaemonSet", "-agent")
+    assert daemonset["metadata"]["name"] == "p-edge-rollout-agent"
+    assert daemonset["metadata"]["labels"]["team"] == "vision"
+    assert daemonset["spec"]["template"]["spec"]["nodeSelector"] == {"hardware": "jetson"}
+    bad = run(str(helm_bin), "template", "p", str(parent_chart),
+              "--set", "edge-rollout.operator.replicas=2")  # fmt: skip
+    assert "additional properties 'replicas'" in bad.stderr, bad.stderr
 
 
 # --- against the apiserver -------------------------------------------------------------------
@@ -345,6 +493,32 @@ def release(control_plane: ControlPlane, kubectl: Kubectl, all_crds: None) -> It
                 check=False)  # fmt: skip
         kubectl("delete", "node", *rel.nodes, "--ignore-not-found", check=False)
         helm(control_plane, "uninstall", rel.name, "-n", rel.namespace)
+
+
+def test_helm_install_as_a_subchart_with_global_values(
+    control_plane: ControlPlane, kubectl: Kubectl, all_crds: None, parent_chart: Path
+) -> None:
+    """The umbrella chart installs; its values reach the subchart; uninstall removes it all."""
+    name, namespace = f"p-{uuid.uuid4().hex[:6]}", f"platform-{uuid.uuid4().hex[:6]}"
+    # The CRDs are already installed, and the ClusterKopfPeering is one per cluster.
+    shared = ("--set", "edge-rollout.crds.enabled=false",
+              "--set", "edge-rollout.operator.peering.enabled=false")  # fmt: skip
+    installed = helm(control_plane, "install", name, str(parent_chart), "-n", namespace,
+                     "--create-namespace", "--render-subchart-notes", *shared)  # fmt: skip
+    try:
+        assert "The agents run on nodes labelled hardware=jetson (agent.nodeSelector)" in (
+            installed.stdout
+        )
+        out = kubectl("get", "daemonset", "-n", namespace, "-o", "json").stdout
+        (daemonset,) = json.loads(out)["items"]
+        assert daemonset["metadata"]["labels"]["team"] == "vision"
+        assert daemonset["spec"]["template"]["spec"]["nodeSelector"] == {"hardware": "jetson"}
+    finally:
+        helm(control_plane, "uninstall", name, "-n", namespace)
+    left = kubectl("get", "deployment,daemonset,serviceaccount", "-n", namespace,
+                   "-l", f"app.kubernetes.io/instance={name}", "-o", "name").stdout  # fmt: skip
+    assert left == ""
+    kubectl("delete", "namespace", namespace, "--wait=false")
 
 
 def node_object(name: str) -> dict[str, Any]:

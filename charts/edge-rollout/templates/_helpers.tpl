@@ -35,13 +35,16 @@ app.kubernetes.io/component: {{ . }}
 {{- end }}
 {{- end }}
 
-{{/* Standard labels: pass (dict "ctx" $ "component" "operator"); component may be empty. */}}
+{{/* Standard labels and commonLabels: pass (dict "ctx" $ "component" "operator"); component may be empty. */}}
 {{- define "edge-rollout.labels" -}}
 {{ include "edge-rollout.selectorLabels" . }}
 app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: edge-rollout
 app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 helm.sh/chart: {{ include "edge-rollout.chart" .ctx }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* <fullname>-<component>: pass (dict "ctx" $ "component" "operator"). */}}
@@ -96,27 +99,10 @@ configMap:
 {{- end }}
 {{- end }}
 
-{{/* The restricted container securityContext (Pod Security Standards "restricted"). */}}
-{{- define "edge-rollout.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
-{{/* The pod securityContext: non-root uid/gid 65532, seccomp RuntimeDefault. */}}
-{{- define "edge-rollout.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
+{{/* The agent's nodeSelector: agent.nodeSelector, or edge: "true" when it is empty (a default
+in values.yaml would be merged with the user's selector instead of replaced by it). */}}
+{{- define "edge-rollout.agent.nodeSelector" -}}
+{{- toYaml (default (dict "edge" "true") .Values.agent.nodeSelector) }}
 {{- end }}
 
 {{/* The name of the ClusterKopfPeering: fixed, the operator's Kopf settings use it. */}}

@@ -21,6 +21,12 @@ KubeObject = dict[str, JsonValue]
 Quantity = int | str
 """A resource quantity: `100m`, `256Mi`, `1`."""
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+"""Least severe log records written."""
+LogFormat = Literal["text", "json"]
+"""`text`: one line per record; `json`: one JSON object per line (time, level, logger, object,
+message, error)."""
+
 _DIGEST_PATTERN = r"^(sha256:[a-f0-9]{64})?$"
 _NAME_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
 
@@ -83,6 +89,32 @@ def _agent_resources() -> Resources:
     return Resources(requests={"cpu": "50m", "memory": "128Mi"}, limits={"memory": "1Gi"})
 
 
+NON_ROOT = 65532
+"""The images' user and group (distroless `nonroot`)."""
+
+
+def _pod_security_context() -> KubeObject:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": NON_ROOT,
+        "runAsGroup": NON_ROOT,
+        "fsGroup": NON_ROOT,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _security_context() -> KubeObject:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": NON_ROOT,
+        "runAsGroup": NON_ROOT,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 class Workload(ValuesModel):
     """Scheduling and pod settings shared by the operator and the agent."""
 
@@ -100,6 +132,12 @@ class Workload(ValuesModel):
     """PriorityClass of the pods; empty for the cluster default."""
     extra_env: list[KubeObject] = Field(default_factory=list)
     """Extra environment variables (Kubernetes EnvVar objects)."""
+    pod_security_context: KubeObject = Field(default_factory=_pod_security_context)
+    """The pod's securityContext (non-root 65532, seccomp RuntimeDefault: Pod Security
+    "restricted"). Your keys are merged into these; set one to null to drop it."""
+    security_context: KubeObject = Field(default_factory=_security_context)
+    """The container's securityContext (read-only root, no privilege escalation, every
+    capability dropped). Your keys are merged into these; set one to null to drop it."""
 
 
 class Operator(Workload):
@@ -115,6 +153,11 @@ class Operator(Workload):
     """The operator's ServiceAccount."""
     metrics_port: int = Field(default=8081, ge=1024, le=65535)
     """Port of the operator's Prometheus /metrics (plans, EdgeNode writes, nodes by outcome)."""
+    log_level: LogLevel = "INFO"
+    """Operator log level (`--log-level`); DEBUG adds tracebacks and the replan timer's ticks."""
+    log_format: LogFormat = "text"
+    """Operator log format (`--log-format`): `text` or `json`, one line per record naming its
+    object."""
 
 
 class DataDir(ValuesModel):
@@ -155,8 +198,25 @@ class AdmissionPolicy(ValuesModel):
     """Install the policy and its binding (keep on: RBAC cannot tell nodes apart)."""
 
 
-def _agent_node_selector() -> dict[str, str]:
-    return {"edge": "true"}
+AGENT_NODE_SELECTOR = {"edge": "true"}
+"""What `agent.nodeSelector` means when left empty (the template's fallback)."""
+
+
+class RollingUpdate(ValuesModel):
+    """How many agents a DaemonSet rolling update restarts at once (no surge: two agents on one
+    node would share its model directory)."""
+
+    max_unavailable: Quantity = "10%"
+    """Agents restarted at once: a count or a percentage of the edge nodes."""
+
+
+class UpdateStrategy(ValuesModel):
+    """The agent DaemonSet's updateStrategy."""
+
+    type: Literal["RollingUpdate", "OnDelete"] = "RollingUpdate"
+    """RollingUpdate: replaced a few at a time; OnDelete: only when you delete an agent pod."""
+    rolling_update: RollingUpdate = Field(default_factory=RollingUpdate)
+    """Used with type RollingUpdate."""
 
 
 def _agent_tolerations() -> list[KubeObject]:
@@ -170,9 +230,10 @@ class Agent(Workload):
     """Run the agent DaemonSet (off when devices run the agent outside Kubernetes)."""
     image: Image = Field(default_factory=lambda: Image(repository="ghcr.io/edge-rollout/agent"))
     """The agent image (`edge-agent/Dockerfile`)."""
-    node_selector: dict[str, str] = Field(default_factory=_agent_node_selector)
-    """Edge nodes run an agent; label them `edge=true` (the example ModelDeployment targets the
-    same label)."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Nodes that run an agent. Empty means `edge: "true"` (label your edge nodes `edge=true`, the
+    label the example ModelDeployment targets too); your selector replaces it, it is not merged
+    with it (every Linux node: `kubernetes.io/os: linux`)."""
     tolerations: list[KubeObject] = Field(default_factory=_agent_tolerations)
     """Taints of edge nodes the agent tolerates."""
     data_dir: DataDir = Field(default_factory=DataDir)
@@ -191,10 +252,12 @@ class Agent(Workload):
     """Hold downloads and model loading back above this SoC temperature."""
     concurrency: int = Field(default=4, ge=1, le=64)
     """Parallel chunk downloads."""
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """Agent log level."""
-    max_unavailable: Quantity = "10%"
-    """DaemonSet rolling update: agents restarted at once (a count or a percentage)."""
+    log_level: LogLevel = "INFO"
+    """Agent log level (`--log-level`)."""
+    log_format: LogFormat = "text"
+    """Agent log format (`--log-format`): `text` or `json`, one line per record."""
+    update_strategy: UpdateStrategy = Field(default_factory=UpdateStrategy)
+    """DaemonSet updateStrategy: agents restarted at once when the chart or image changes."""
     resources: Resources = Field(default_factory=_agent_resources)
     """Requests and limits of the agent container; the memory limit must hold the largest model
     the agent loads for its smoke test."""
@@ -252,12 +315,17 @@ class Crds(ValuesModel):
 class ChartValues(ValuesModel):
     """Values of the edge-rollout Helm chart."""
 
+    global_: dict[str, JsonValue] = Field(default_factory=dict, alias="global")
+    """Values a parent chart shares with all its subcharts; accepted so that this chart works as
+    a subchart, not read."""
     name_override: str = Field(default="", max_length=63, pattern=_NAME_PATTERN)
     """Replaces the chart name in object names."""
     fullname_override: str = Field(default="", max_length=63, pattern=_NAME_PATTERN)
     """Replaces `<release>-<chart>` in object names."""
     image_pull_secrets: list[KubeObject] = Field(default_factory=list)
     """Pull secrets for both images, as `[{name: regcred}]`."""
+    common_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels added to every object the chart makes, pods included (not to the selectors)."""
     crds: Crds = Field(default_factory=Crds)
     """CRDs."""
     operator: Operator = Field(default_factory=Operator)

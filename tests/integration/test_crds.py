@@ -179,7 +179,7 @@ def test_crds_are_established_and_example_applies(
     kubectl("apply", "-f", "-", input=json.dumps(document))
     got = json.loads(kubectl("get", "mdep", "magika", "-n", namespace, "-o", "json").stdout)
     assert got["spec"]["strategy"]["maxUnavailable"] == "25%"
-    assert got["spec"]["healthGate"]["minAgreement"] == 0  # defaulted by the apiserver
+    assert got["spec"]["healthGate"]["minAgreement"] == 1  # defaulted by the apiserver
 
 
 @pytest.mark.parametrize(("document", "fragments"), INVALID)

@@ -28,6 +28,12 @@ debian-packages: ## Debian packages (nginx, zstd, delta tools) if missing
 binaries: ## kube-apiserver, etcd, kubectl, helm built from the Go module proxy (cached by version)
 	@bash hack/build-binaries.sh >/dev/null
 
+##@ Build
+
+.PHONY: images
+images: $(STAMP) debian-packages ## OCI archives of the operator and agent images in build/images/ (root; cached)
+	@$(BIN)/python -m edge_rollout.testing.images build/images
+
 ##@ Run
 
 .PHONY: demo
@@ -35,12 +41,19 @@ demo: setup ## The demo: control plane, operator, a ModelDeployment rolling out
 	$(BIN)/python hack/demo.py
 
 .PHONY: cluster-up
-cluster-up: setup ## Start etcd + kube-apiserver on loopback; prints the KUBECONFIG to export
+cluster-up: setup ## etcd + kube-apiserver on loopback; NODES=3 adds kubelets (docs/development.md)
+ifeq ($(filter-out 0,$(NODES)),)
+	@$(BIN)/python -m edge_rollout.testing.cluster down $(CLUSTER_DIR) >/dev/null
 	@$(BIN)/python -m edge_rollout.testing.controlplane up $(CLUSTER_DIR)
+else
+	@$(BIN)/python -m edge_rollout.testing.cluster up $(CLUSTER_DIR) --nodes $(NODES)
+endif
 
 .PHONY: cluster-down
-cluster-down: ## Stop the control plane started by cluster-up
-	@$(BIN)/python -m edge_rollout.testing.controlplane down $(CLUSTER_DIR)
+cluster-down: ## Stop what cluster-up started (either kind): processes, mounts, cgroups, namespaces
+	@if [ -x $(BIN)/python ]; then \
+	  $(BIN)/python -m edge_rollout.testing.cluster down $(CLUSTER_DIR) && \
+	  $(BIN)/python -m edge_rollout.testing.controlplane down $(CLUSTER_DIR); fi
 
 ##@ Test
 

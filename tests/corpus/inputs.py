@@ -13,12 +13,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import onnx
 from onnx import TensorProto, helper
 
+from edge_rollout.core.conditions import rfc3339
 from edge_rollout.store import codec, keys
 from tests.integration.store_fixtures import build_mlp
 from tests.support import Kubectl
@@ -463,6 +465,137 @@ DEPLOYMENTS: dict[str, tuple[str, Document]] = {
 }
 
 
+def _window(h: Healthy, name: str, zone: str) -> dict[str, Any]:
+    window = {"startTime": "02:00", "endTime": "04:00", "timeZone": zone}
+    return _deployment(h, name, **{"updatePolicy.window": window})
+
+
+DEPLOYMENTS.update(
+    {
+        "window-time-zone-mars": (
+            "an update window in time zone Mars/Olympus",
+            lambda h: _window(h, "zone-mars", "Mars/Olympus"),
+        ),
+        "window-time-zone-utc-offset": (
+            "an update window in time zone UTC+2 (an offset, not a zone)",
+            lambda h: _window(h, "zone-offset", "UTC+2"),
+        ),
+        "window-time-zone-misspelled": (
+            "an update window in time zone Europe/Berln",
+            lambda h: _window(h, "zone-typo", "Europe/Berln"),
+        ),
+    }
+)
+
+
+# ----- deployments the operator rolls out with a warning (on the odd node) ----------------------
+
+ODD_NODE = "corpus-odd"
+ODD_LABELS = {"corpus-odd": "true"}
+
+
+def _odd(h: Healthy, name: str, **spec: Any) -> dict[str, Any]:
+    return _deployment(h, name, nodeSelector={"matchLabels": ODD_LABELS}, **spec)
+
+
+def _pins(*pairs: tuple[dict[str, str], str]) -> list[dict[str, Any]]:
+    return [{"nodeSelector": {"matchLabels": labels}, "variant": v} for labels, v in pairs]
+
+
+WARNINGS: dict[str, tuple[str, Document]] = {
+    "canary-matches-no-node": (
+        "a canarySelector that matches none of the selected nodes",
+        lambda h: _odd(
+            h, "canary-nowhere", **{"strategy.canarySelector": {"matchLabels": {"ring": "canary"}}}
+        ),
+    ),
+    "duplicate-pins": (
+        "the same pin twice",
+        lambda h: _odd(
+            h,
+            "pins-twice",
+            **{"selection.pins": _pins(({"rack": "lab"}, "fp32"), ({"rack": "lab"}, "fp32"))},
+        ),
+    ),
+    "contradictory-pins": (
+        "two pins of the same nodes to different variants",
+        lambda h: _odd(
+            h,
+            "pins-clash",
+            **{"selection.pins": _pins(({"rack": "lab"}, "fp32"), ({"rack": "lab"}, "int8"))},
+        ),
+    ),
+    "pin-shadowed-by-pin-on-every-node": (
+        "a pin after a pin that selects every node",
+        lambda h: _odd(
+            h, "pins-shadowed", **{"selection.pins": _pins(({}, "fp32"), ({"rack": "lab"}, "int8"))}
+        ),
+    ),
+}
+
+
+def wait_warning(kubectl: Kubectl, namespace: str, name: str, timeout: float = 60.0) -> str:
+    """The deployment's Warning condition, once the operator has set it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, _ = observe(kubectl, namespace, name)
+        found = [c for c in status.get("conditions", []) if c["type"] == "Warning"]
+        if found:
+            return f"Warning={found[0]['status']} {found[0]['reason']}: {found[0]['message']}"
+        time.sleep(0.5)
+    raise AssertionError(f"no Warning condition on {name}: {status}")
+
+
+# ----- agents' reports the apiserver accepts and the operator cannot use ------------------------
+
+
+def _report(**model: Any) -> dict[str, Any]:
+    """A status for the odd node whose report on the `odd` deployment is Ready, with `model`."""
+    now = datetime.now(UTC)
+    entry = {
+        "name": "corpus/odd",
+        "phase": "Ready",
+        "version": "1.0",
+        "variant": "fp32",
+        "activeVersion": "1.0",
+        "activeVariant": "fp32",
+        "readySince": rfc3339(now),
+        "lastTransitionTime": rfc3339(now),
+        **model,
+    }
+    return {"heartbeatTime": rfc3339(now), "models": [entry]}
+
+
+def _in(hours: float) -> str:
+    return rfc3339(datetime.now(UTC) + timedelta(hours=hours))
+
+
+REPORTS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+    "ready-since-next-year": (
+        "readySince a year after the report was received",
+        lambda: _report(readySince=_in(24 * 365)),
+    ),
+    "heartbeat-tomorrow": (
+        "heartbeatTime a day after the report was received",
+        lambda: {**_report(), "heartbeatTime": _in(24)},
+    ),
+    "transition-in-three-hours": (
+        "lastTransitionTime three hours after the report was received",
+        lambda: _report(lastTransitionTime=_in(3)),
+    ),
+    "ready-since-february-30": (
+        "readySince on February 30 (the right shape, not a date)",
+        lambda: _report(readySince="2026-02-30T10:00:00Z"),
+    ),
+    "hardware-time-zone-unknown": (
+        "hardware.timeZone Mars/Olympus",
+        lambda: {**_report(), "hardware": {"timeZone": "Mars/Olympus", "memoryBytes": 1 << 32}},
+    ),
+}
+"""Reports whose times in the future are absolute here: a recorded message must not depend on
+when the corpus runs, so `check` replaces times and durations (see the test)."""
+
+
 # ----- the healthy deployment -------------------------------------------------------------------
 
 
@@ -521,3 +654,69 @@ def wait_refusal(kubectl: Kubectl, namespace: str, name: str, timeout: float = 6
         f"node {n['node']}: {n['reason']}: {n['message']}" for n in status.get("worstNodes", [])
     ]
     return "\n".join(lines)
+
+
+# ----- a deployment at the size limits -----------------------------------------------------------
+
+
+def _label_key(i: int) -> str:
+    """A label key of 317 characters: a 253-character DNS prefix, '/', a 63-character name."""
+    prefix = ".".join([f"{i:03d}" + "p" * 59] * 4)[:253].rstrip(".")
+    return f"{prefix}/{'n' * 60}{i:03d}"
+
+
+def _value(i: int) -> str:
+    return f"v{i:03d}" + "x" * 59
+
+
+LARGEST_LABELS = {_label_key(i): _value(i) for i in range(64)}
+"""The labels the largest deployment's nodeSelector asks for (the odd node is given them)."""
+
+
+def _absent(i: int, values: int) -> dict[str, Any]:
+    return {
+        "key": _label_key(100 + i),
+        "operator": "NotIn",
+        "values": [_value(j) for j in range(values)],
+    }
+
+
+def _small_selector(i: int) -> dict[str, Any]:
+    """4 labels no node has, 2 expressions: the most a pin or the canary selector may have."""
+    labels = {_label_key(200 + 4 * i + j): _value(j) for j in range(4)}
+    return {
+        "matchLabels": labels,
+        "matchExpressions": [_absent(300 + 2 * i + j, 8) for j in range(2)],
+    }
+
+
+def largest_deployment(h: Healthy) -> dict[str, Any]:
+    """A deployment on the odd node with every list and map of its spec at the most the CRD
+    allows, strings at their longest where the rollout does not need a real value."""
+    steps = [{"name": f"s{i:02d}-" + "x" * 59, "setNodePercent": 100} for i in range(64)]
+    allowed = ["fp32", *(f"v{i:02d}-" + "x" * 59 for i in range(31))]
+    selector = {
+        "matchLabels": LARGEST_LABELS,
+        "matchExpressions": [_absent(i, 64) for i in range(16)],
+    }
+    criteria = [{"thresholdPercentage": 100, "minNumberOfExecutedNodes": 1_000_000}] * 8
+    return _deployment(
+        h,
+        "l" * 253,
+        nodeSelector=selector,
+        **{
+            "selection.pins": [
+                {"nodeSelector": _small_selector(i), "variant": "v" * 63} for i in range(16)
+            ],
+            "selection.allowedVariants": allowed,
+            "strategy.steps": steps,
+            "strategy.canarySelector": _small_selector(16),
+            "strategy.approved": {"version": "9" * 128, "throughStep": 64},
+            "abort.criteria": criteria,
+            "updatePolicy.window": {
+                "startTime": "00:00",
+                "endTime": "23:59",
+                "timeZone": "America/Argentina/ComodRivadavia",
+            },
+        },
+    )

@@ -22,9 +22,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -42,6 +44,8 @@ UPDATE = os.environ.get("EDGE_ROLLOUT_UPDATE_CORPUS") == "1"
 NODES = [f"corpus-{i}" for i in range(3)]
 CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
 HEX64 = re.compile(r"[0-9a-f]{64}")
+FUTURE = re.compile(r"(?<=: )[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z(?= is [0-9])")
+"""A time in the future in a ReportInvalid message (it depends on when the corpus runs)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,15 @@ OPERATOR = [
     Case(f"operator/{name}", what, "the operator (status of the ModelDeployment)")
     for name, (what, _) in corpus_inputs.DEPLOYMENTS.items()
 ]
-ALL = MODELDEPLOYMENTS + EDGENODES + PUBLISH + STORE + OPERATOR
+WARNINGS = [
+    Case(f"warning/{name}", what, "the operator (a Warning condition; the rollout goes on)")
+    for name, (what, _) in corpus_inputs.WARNINGS.items()
+]
+REPORTS = [
+    Case(f"report/{name}", what, "the operator (agents' reports: that node alone is held)")
+    for name, (what, _) in corpus_inputs.REPORTS.items()
+]
+ALL = MODELDEPLOYMENTS + EDGENODES + PUBLISH + STORE + OPERATOR + WARNINGS + REPORTS
 ERRORS: dict[str, str] = {}
 """What each case printed in this run (written to cases.yaml in update mode)."""
 
@@ -91,6 +103,8 @@ def check(case: Case, error: str, base: Path) -> None:
     """The error, with temporary and checkout paths and digests replaced, is the recorded one."""
     text = error.replace(str(base), "<tmp>").replace(str(REPO), "<repo>").strip()
     text = HEX64.sub("<sha256>", text)
+    if case.id.startswith("report/"):
+        text = FUTURE.sub("<time>", text)
     ERRORS[case.id] = text
     if not UPDATE:
         assert text == RECORDED.get(case.id), f"{case.id}: the error changed:\n{text}"
@@ -212,6 +226,137 @@ def test_operator_refuses_to_roll_out(
     finally:
         name = body["metadata"]["name"]
         kubectl("delete", "mdep", name, "-n", healthy.namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def odd_node(kubectl: Kubectl, healthy: corpus_inputs.Healthy) -> Iterator[str]:
+    """corpus-odd: a node without an agent (the tests write its reports)."""
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": corpus_inputs.ODD_NODE, "labels": corpus_inputs.ODD_LABELS},
+    }
+    edgenode = {"apiVersion": "edgerollout.dev/v1alpha1", "kind": "EdgeNode",
+                "metadata": {"name": corpus_inputs.ODD_NODE}}  # fmt: skip
+    for body in (node, edgenode):
+        kubectl("apply", "-f", "-", input=json.dumps(body))
+    report(kubectl, corpus_inputs._report())
+    try:
+        yield corpus_inputs.ODD_NODE
+    finally:
+        delete_nodes([corpus_inputs.ODD_NODE])
+
+
+@pytest.fixture(scope="module")
+def odd(kubectl: Kubectl, healthy: corpus_inputs.Healthy, odd_node: str) -> Iterator[str]:
+    """The deployment `odd` on corpus-odd (after the warning cases, which use that node too)."""
+    body = corpus_inputs._odd(healthy, "odd")
+    kubectl("apply", "-n", healthy.namespace, "-f", "-", input=json.dumps(body))
+    try:
+        yield "odd"
+    finally:
+        delete_deployment(kubectl, healthy.namespace, "odd")
+
+
+def delete_deployment(kubectl: Kubectl, namespace: str, name: str) -> None:
+    """Delete and wait until the operator has removed its entries and finalizer."""
+    kubectl("delete", "mdep", name, "-n", namespace, "--timeout=60s", check=False)
+
+
+def report(kubectl: Kubectl, status: dict[str, Any]) -> None:
+    """Write the odd node's whole status, as its agent would."""
+    hardware_now = hardware("cpu").model_dump(mode="json", by_alias=True, exclude_none=True)
+    merged = {**status, "hardware": {**hardware_now, **status.get("hardware", {})}}
+    patch = [{"op": "replace", "path": "/status", "value": merged}]
+    args = ["patch", "edgenode", corpus_inputs.ODD_NODE, "--subresource=status", "--type=json"]
+    kubectl(*args, "-p", json.dumps(patch))
+
+
+@pytest.mark.parametrize("case", WARNINGS, ids=lambda c: c.id)
+def test_operator_warns_and_says_what_to_change(
+    case: Case, kubectl: Kubectl, healthy: corpus_inputs.Healthy, odd_node: str, base: Path
+) -> None:
+    name = case.id.split("/")[1]
+    _, document = corpus_inputs.WARNINGS[name]
+    body = document(healthy)
+    kubectl("apply", "-n", healthy.namespace, "-f", "-", input=json.dumps(body))
+    try:
+        warning = corpus_inputs.wait_warning(kubectl, healthy.namespace, body["metadata"]["name"])
+        check(case, warning, base)
+        events = kubectl("get", "events", "-n", healthy.namespace, "-o", "json").stdout
+        reason = warning.split(" ")[1].rstrip(":")
+        assert any(
+            e["reason"] == reason and e["involvedObject"]["name"] == body["metadata"]["name"]
+            for e in json.loads(events)["items"]
+        ), f"no {reason} event"
+    finally:
+        delete_deployment(kubectl, healthy.namespace, body["metadata"]["name"])
+
+
+def test_a_deployment_at_the_size_limits_rolls_out_and_is_deleted(
+    kubectl: Kubectl, healthy: corpus_inputs.Healthy, odd_node: str
+) -> None:
+    """Every list and map of the spec at its maximum, applied with kubectl apply (whose
+    last-applied annotation holds a copy of it), beside Kopf's state: created, rolled out,
+    deleted."""
+    body = corpus_inputs.largest_deployment(healthy)
+    name, namespace = body["metadata"]["name"], healthy.namespace
+    labels = [f"{k}={v}" for k, v in corpus_inputs.LARGEST_LABELS.items()]
+    kubectl("label", "node", odd_node, *labels, "--overwrite")
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
+    try:
+        key = f"{namespace}/{name}"
+        entry = wait_for(lambda: corpus_inputs.entries(kubectl, key).get(odd_node))
+        ready = {"name": key, "version": entry["version"], "variant": entry["variant"],
+                 "activeVersion": entry["version"], "activeVariant": entry["variant"]}  # fmt: skip
+        report(kubectl, corpus_inputs._report(**ready))
+        wait_for(lambda: corpus_inputs.observe(kubectl, namespace, name)[0].get("phase") == "Ready")
+        stored = kubectl("get", "mdep", name, "-n", namespace, "-o", "json").stdout
+        annotations = json.loads(stored)["metadata"]["annotations"]
+        assert len(json.dumps(body["spec"])) > 160 * 1024
+        assert sum(map(len, annotations.values())) < 200 * 1024, sorted(annotations)
+        deleted = kubectl("delete", "mdep", name, "-n", namespace, "--timeout=60s", check=False)
+        assert deleted.returncode == 0, deleted.stderr
+        assert kubectl("get", "mdep", name, "-n", namespace, check=False).returncode
+        assert corpus_inputs.entries(kubectl, key) == {}
+    finally:
+        kubectl("delete", "mdep", name, "-n", namespace, "--wait=false", check=False)
+        kubectl("label", "node", odd_node, *(f"{k}-" for k in corpus_inputs.LARGEST_LABELS))
+        report(kubectl, corpus_inputs._report())
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.parametrize("case", REPORTS, ids=lambda c: c.id)
+def test_an_unusable_report_holds_only_its_node(
+    case: Case, kubectl: Kubectl, healthy: corpus_inputs.Healthy, odd: str, base: Path
+) -> None:
+    name = case.id.split("/")[1]
+    _, bad = corpus_inputs.REPORTS[name]
+    wait_for(lambda: not held(kubectl, healthy.namespace, odd))  # the previous case's is gone
+    report(kubectl, bad())
+    try:
+        found = wait_for(lambda: held(kubectl, healthy.namespace, odd))
+        check(case, f"node {found['node']}: {found['reason']}: {found['message']}", base)
+        others, _ = corpus_inputs.observe(kubectl, healthy.namespace, healthy.name)
+        assert others.get("phase") == "Ready", others
+    finally:
+        report(kubectl, corpus_inputs._report())
+
+
+def held(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str] | None:
+    """The deployment's worstNodes entry of a node held as ReportInvalid, if any."""
+    status, _ = corpus_inputs.observe(kubectl, namespace, name)
+    found = [n for n in status.get("worstNodes", []) if n["reason"] == "ReportInvalid"]
+    return found[0] if found else None
 
 
 def test_running_deployment_is_undisturbed(

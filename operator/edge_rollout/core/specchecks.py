@@ -128,7 +128,7 @@ def _canary(spec: ModelDeploymentSpec, selected: Sequence[NodeInput]) -> list[Sp
     return [
         SpecWarning(
             "CanaryMatchesNoNode",
-            f"spec.strategy.canarySelector matches none of the {len(selected)} selected nodes,"
+            f"spec.strategy.canarySelector matches no selected node ({len(selected)} selected),"
             " so no canary goes first: label the canary nodes (kubectl label node NAME"
             " ring=canary) or fix the selector.",
         )

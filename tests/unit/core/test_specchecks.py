@@ -79,7 +79,7 @@ def test_a_canary_selector_matching_no_selected_node_is_a_warning() -> None:
     [warning] = specchecks.spec_warnings("ns/d", given, nodes)
     assert warning.reason == "CanaryMatchesNoNode"
     assert warning.message.startswith(
-        "spec.strategy.canarySelector matches none of the 2 selected nodes"
+        "spec.strategy.canarySelector matches no selected node (2 selected)"
     )
     assert specchecks.spec_warnings("ns/d", given, [node("a", ring="canary"), node("b")]) == []
 

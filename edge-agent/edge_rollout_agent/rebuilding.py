@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_rollout.api.manifest import ChunkRef, FileEntry, Manifest
-from edge_rollout.content import delta, diffing
-from edge_rollout.store import assembly, codec
+from edge_rollout.content import delta, diffing, placement
+from edge_rollout.store import codec
 from edge_rollout_agent import fetching, layout
 from edge_rollout_agent.layout import ModelDir
 from edge_rollout_agent.policy import Installed
@@ -91,7 +91,7 @@ def _gap_chunks(
         gaps = codec.decompress_against(frame, base, size) if base is not None else b""
     except Exception:  # zstandard raises ZstdError and others for a frame that does not fit
         return {}
-    return assembly.split_gaps(entry, gaps)
+    return placement.split_gaps(entry, gaps)
 
 
 def _held_gaps(entry: FileEntry, path: Path) -> bytes | None:

@@ -26,8 +26,8 @@ from edge_rollout.api.manifest import (
     TensorRange,
     Tolerance,
 )
-from edge_rollout.content import chunking, delta, diffing
-from edge_rollout.store import assembly, codec
+from edge_rollout.content import chunking, delta, diffing, placement
+from edge_rollout.store import codec
 from edge_rollout.store.writer import DirectoryStore
 
 Progress = Callable[[int], None]
@@ -52,10 +52,10 @@ def base_of(version: str, entry: FileEntry, data: bytes, chunks: frozenset[str])
     `chunks` are the digests the held version has (all files of its manifest)."""
     return Base(
         version=version,
-        tensors=tensor_bytes(entry, data),
+        tensors=placement.tensors_by_name(entry, data),
         chunks=chunks,
         file_digest=entry.digest,
-        gaps=assembly.gap_bytes(entry, data),
+        gaps=placement.gap_bytes(entry, data),
     )
 
 
@@ -94,7 +94,7 @@ def _gap_delta(
     cost = sum(
         c.stored for c in {c.digest: c for c in gaps if c.digest not in base.chunks}.values()
     )
-    new = assembly.gap_bytes(entry, data)
+    new = placement.gap_bytes(entry, data)
     frame = codec.compress_against(new, base.gaps) if cost else None
     if frame is None or store.stored_size(frame) >= cost:
         return None
@@ -154,16 +154,6 @@ def best_delta(
         if size < best_size and delta.apply_delta(old, residual, item_size, encoding) == new:
             best, best_size = (encoding, item_size, residual), size
     return best
-
-
-def tensor_bytes(entry: FileEntry, data: bytes) -> dict[str, bytes]:
-    """The raw bytes of every placed tensor of a file, by name (the base for the next release)."""
-    out: dict[str, bytes] = {}
-    starts = np.cumsum([0] + [c.size for c in entry.chunks])
-    for t in entry.tensors:
-        start, end = int(starts[t.first_chunk]), int(starts[t.first_chunk + t.chunk_count])
-        out[t.name] = data[start:end]
-    return out
 
 
 def _array(value: npt.NDArray[np.generic]) -> Array:

@@ -9,47 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from edge_rollout.api.manifest import FileEntry, Manifest, TensorRange
-from edge_rollout.content import delta, diffing
+from edge_rollout.api.manifest import FileEntry, Manifest
+from edge_rollout.content import delta, diffing, placement
 from edge_rollout.store import codec
 from edge_rollout.store.errors import VerificationError
 from edge_rollout.store.reader import StoreReader
-
-
-def _slices(entry: FileEntry, data: bytes) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    offset = 0
-    for c in entry.chunks:
-        out.setdefault(c.digest, data[offset : offset + c.size])
-        offset += c.size
-    return out
-
-
-def _tensor_bytes(entry: FileEntry, t: TensorRange, data: bytes) -> bytes:
-    start = sum(c.size for c in entry.chunks[: t.first_chunk])
-    size = sum(c.size for c in entry.chunks[t.first_chunk : t.first_chunk + t.chunk_count])
-    return data[start : start + size]
-
-
-def gap_bytes(entry: FileEntry, data: bytes) -> bytes:
-    """The gap bytes of a file: its chunks outside every aligned tensor, joined in file order."""
-    starts = [0]
-    for c in entry.chunks:
-        starts.append(starts[-1] + c.size)
-    return b"".join(data[starts[i] : starts[i + 1]] for i in diffing.gap_indexes(entry))
-
-
-def split_gaps(entry: FileEntry, gaps: bytes) -> dict[str, bytes]:
-    """The gap chunks in `gaps` (a gap delta's result) whose bytes match their digest, by digest."""
-    out: dict[str, bytes] = {}
-    offset = 0
-    for i in diffing.gap_indexes(entry):
-        c = entry.chunks[i]
-        piece = gaps[offset : offset + c.size]
-        offset += c.size
-        if codec.sha256_hex(piece) == c.digest:
-            out[c.digest] = piece
-    return out
 
 
 def usable_held(held: Manifest | None, files: Mapping[str, bytes]) -> Manifest | None:
@@ -70,8 +34,8 @@ def held_pools(
         data = files.get(entry.path)
         if data is None or codec.sha256_hex(data) != entry.digest:
             continue  # a missing or damaged held file is simply not a seed
-        chunks.update(_slices(entry, data))
-        tensors.update({t.digest: _tensor_bytes(entry, t, data) for t in entry.tensors})
+        chunks.update(placement.chunk_slices(entry, data))
+        tensors.update({t.digest: placement.tensor_bytes(entry, t, data) for t in entry.tensors})
     return chunks, tensors
 
 
@@ -114,7 +78,8 @@ def assemble(
             digest=t.digest,
             chunks=entry.chunks[t.first_chunk : t.first_chunk + t.chunk_count],
         )
-        chunks.update({d: b for d, b in _slices(sub, rebuilt).items() if codec.sha256_hex(b) == d})
+        slices = placement.chunk_slices(sub, rebuilt)
+        chunks.update({d: b for d, b in slices.items() if codec.sha256_hex(b) == d})
     for gap_use in plan.gap_deltas:
         chunks.update(_apply_gaps(reader, gap_use, manifest, usable, held_files or {}))
     for ref in plan.fetch:
@@ -136,11 +101,11 @@ def _apply_gaps(
     size = sum(entry.chunks[i].size for i in use.chunks)
     try:
         gaps = codec.decompress_against(
-            frame, gap_bytes(base, files[base.path]) if base else b"", size
+            frame, placement.gap_bytes(base, files[base.path]) if base else b"", size
         )
     except Exception as exc:  # zstandard raises ZstdError and others for a bad frame
         raise _gap_error(entry, f"the gap delta does not decode ({exc})") from exc
-    rebuilt = split_gaps(entry, gaps)
+    rebuilt = placement.split_gaps(entry, gaps)
     if len(rebuilt) != len({entry.chunks[i].digest for i in use.chunks}):
         raise _gap_error(entry, "the gap bytes rebuilt from the delta do not match the manifest")
     return rebuilt

@@ -116,6 +116,7 @@ def build_images(
     installed dependencies stay cached).
     """
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(rootfs.cache_root() / "build.lock"), pythonlayers.scratch() as scratch:
         base = rootfs.ensure_base(say)

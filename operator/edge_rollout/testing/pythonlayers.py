@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,17 +49,46 @@ class Installed:
 
 
 def build_wheel(repo: Path, work: Path) -> Wheel:
-    """`pip wheel --no-deps` of a clean copy of the sources (no stale build/ or egg-info)."""
-    source = work / "source"
-    for name in SOURCES:
-        if (repo / name).is_dir():
-            shutil.copytree(repo / name, source / name, ignore=SKIPPED)
-        else:
-            source.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / name, source / name)
-    pip("wheel", "--no-deps", "--wheel-dir", str(work / "wheel"), str(source))
-    (path,) = sorted((work / "wheel").glob("*.whl"))
+    """`pip wheel --no-deps` of a clean copy of the sources (no stale build/ or egg-info),
+    cached by the sources' digest."""
+    cached = rootfs.cache_root() / f"wheel-{sources_digest(repo)[:16]}"
+    if not any(cached.glob("*.whl")):
+        source = work / "source"
+        for name in SOURCES:
+            if (repo / name).is_dir():
+                shutil.copytree(repo / name, source / name, ignore=SKIPPED)
+            else:
+                source.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(repo / name, source / name)
+        pip("wheel", "--no-deps", "--wheel-dir", str(work / "wheel"), str(source))
+        partial = cached.with_name(cached.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(work / "wheel", partial)
+        shutil.rmtree(cached, ignore_errors=True)
+        partial.replace(cached)
+        rootfs.prune(cached)
+    (path,) = sorted(cached.glob("*.whl"))
     return Wheel(path, wheel_digest(path))
+
+
+def sources_digest(repo: Path) -> str:
+    """sha256 of the names and contents of what the wheel is built from (SKIPPED left out)."""
+    digest = hashlib.sha256(f"recipe {RECIPE}".encode())
+    for name in SOURCES:
+        for path in sorted(_source_files(repo / name)):
+            digest.update(path.relative_to(repo).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _source_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not SKIPPED(root, [d])]
+        found += [Path(root, f) for f in files if not SKIPPED(root, [f])]
+    return found
 
 
 def wheel_digest(path: Path) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -59,6 +60,9 @@ RECIPE = 1
 COMPILED = ("/usr/lib/python3.11", "/usr/lib/python3/dist-packages")
 
 
+ONE_LINE = re.compile(r"^deb\s+(?:\[(?P<options>[^\]]*)\]\s*)?(?P<uri>\S+)\s+(?P<suite>\S+)")
+
+
 @dataclass(frozen=True)
 class AptSource:
     uri: str
@@ -100,21 +104,12 @@ def prune(current: Path) -> None:
 def parse_one_line(text: str) -> Iterator[AptSource]:
     """`deb [signed-by=...] URI suite component...` lines of a sources.list."""
     for line in text.splitlines():
-        words = line.split("#", 1)[0].split()
-        if not words or words[0] != "deb":
-            continue
-        options: dict[str, str] = {}
-        words = words[1:]
-        if words and words[0].startswith("["):
-            while words:
-                word = words.pop(0).strip("[]")
-                if "=" in word:
-                    name, _, value = word.partition("=")
-                    options[name] = value
-                if "]" in word or not words:
-                    break
-        if len(words) >= 2:
-            yield AptSource(words[0], (words[1],), options.get("signed-by"))
+        match = ONE_LINE.match(line.split("#", 1)[0].strip())
+        if match:
+            options = dict(
+                word.partition("=")[::2] for word in (match["options"] or "").split() if "=" in word
+            )
+            yield AptSource(match["uri"], (match["suite"],), options.get("signed-by"))
 
 
 def parse_deb822(text: str) -> Iterator[AptSource]:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge_rollout.api import reasons
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.modeldeployment import Delivery, Window
-from edge_rollout_agent import policy
+from edge_rollout.store.errors import StoreError
+from edge_rollout_agent import fetching, policy
 from edge_rollout_agent.policy import Failure, Installed, Limits, LocalModel, NodeConditions
 
 NOW = datetime(2026, 3, 6, 23, 0, tzinfo=UTC)  # a Friday
@@ -224,3 +228,34 @@ def test_garbage_never_includes_what_is_kept(
 )
 def test_check_fit(args: tuple[int, ...], fits: bool) -> None:
     assert (policy.check_fit(*args) is None) is fits
+
+
+AGENT = Path(policy.__file__).parent
+REASON_LITERALS = re.compile(
+    r'SyncError\(\s*"(\w+)"|Check\(\s*False,\s*"(\w+)"|return "(\w+)", \(|return "(\w+)"  # reason'
+    r'|Action\(\s*"(?:Wait|Hold)",\s*"(\w+)"'
+)
+
+
+def test_every_reason_the_agent_reports_is_in_the_shared_vocabulary() -> None:
+    """The planner acts on reasons by their class in api/reasons.py: a reason the agent reports
+    must be listed there (else the operator treats it as variant-specific by default)."""
+    found = set()
+    for source in AGENT.glob("*.py"):
+        for match in REASON_LITERALS.finditer(source.read_text()):
+            found |= {g for g in match.groups() if g}
+    found |= {fetching.classify(e) for e in _store_errors()}
+    assert {"LatencyAboveGate", "AgreementBelowGate", "TestVectorMismatch", "LoadFailed"} <= found
+    known = reasons.FAILURES | reasons.WAITING
+    assert found <= known, sorted(found - known)
+
+
+def _store_errors() -> list[StoreError]:
+    from edge_rollout.store.errors import SHORT_READ, NotFoundError, VerificationError
+
+    return [
+        NotFoundError("u", "fetch", "gone", "publish it"),
+        StoreError("u", SHORT_READ, "200 with 1 of 2 bytes", "retry"),
+        VerificationError("u", "digest", "bad", "fetch again"),
+        StoreError("u", "fetch", "refused", "retry"),
+    ]

@@ -6,7 +6,8 @@ vectors (`--golden-from 1.0`) though its weights differ, so no vector agrees on 
 Shown here: healthGate.maxLatencyMs refuses a node; every node too small is Degraded with
 Ready=False (`kubectl wait --for=condition=Ready` does not succeed); a TestVectorMismatch is not
 followed by another variant of the same release; `kubectl edge-rollout abort --rollback` finishes
-within seconds of the nodes reporting RolledBack, not after the progress deadline.
+within seconds of the nodes reporting RolledBack, not after the progress deadline; Nodes without
+an agent make the deployment Degraded with reason NoAgent, without trying any variant.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from tests.support import Kubectl
 CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
 SUFFIX = f"{random.randrange(10**5):05d}"
 LABEL = "edgerollout.dev/test-fleet"
-PLAIN, SMALL = f"ht-plain-{SUFFIX}", f"ht-small-{SUFFIX}"
+PLAIN, SMALL, GHOST = f"ht-plain-{SUFFIX}", f"ht-small-{SUFFIX}", f"ht-ghost-{SUFFIX}"
+GHOSTS = [f"ht-noagent-{SUFFIX}-{i}" for i in range(2)]
 NODES = {f"ht-cpu-{SUFFIX}-{i}": PLAIN for i in range(2)} | {
     f"ht-tiny-{SUFFIX}-{i}": SMALL for i in range(2)
 }
@@ -87,7 +89,7 @@ def fleet(
     finally:
         for agent in agents:
             agent.kill(signal.SIGTERM)
-        delete_nodes(list(NODES))
+        delete_nodes([*NODES, *GHOSTS])
 
 
 def _reported(kubectl: Kubectl, node: str) -> bool:
@@ -242,5 +244,27 @@ def test_a_manual_rollback_finishes_within_seconds(
     assert took < 30, f"the rollback took {took:.0f} s"
     phases = {m["phase"] for m in reports(kubectl, namespace).values()}
     assert "RolledBack" in phases, phases
+    assert not events(kubectl, namespace, "VariantFallback")
+    kubectl("delete", "mdep", "m", "-n", namespace, "--wait=false")
+
+
+def test_nodes_without_an_agent_are_no_agent_not_a_timeout(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: KopfRunner
+) -> None:
+    for node in GHOSTS:
+        body = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": node, "labels": {LABEL: GHOST}}}  # fmt: skip
+        kubectl("apply", "-f", "-", input=json.dumps(body))
+    apply(kubectl, namespace, fleet, "1.0", group=GHOST)
+    found = wait_for(partial(phase_in, kubectl, namespace, "Degraded"), "Degraded", timeout=60)
+    assert condition(found, "Ready")["status"] == "False"
+    assert condition(found, "Degraded")["reason"] == "NoAgent"
+    assert "2 with no agent" in found["message"]
+    assert {(w["node"], w["phase"]) for w in found["worstNodes"]} == {
+        (n, "NoAgent") for n in GHOSTS
+    }
+    assert not fleet_support.entries(kubectl, namespace), (
+        "no variant is asked of a node without agent"
+    )
     assert not events(kubectl, namespace, "VariantFallback")
     kubectl("delete", "mdep", "m", "-n", namespace, "--wait=false")

@@ -16,7 +16,7 @@ import pytest
 from edge_rollout.testing.controlplane import ControlPlane
 from tests.support import REPO, Kubectl
 
-TIERS = ("unit", "integration", "e2e")
+TIERS = ("unit", "integration", "e2e", "cluster")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

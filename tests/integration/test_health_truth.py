@@ -147,6 +147,18 @@ def paused_with_one(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
     return found if paused else None
 
 
+def generations_observed(kubectl: Kubectl) -> bool:
+    """Every agent's EdgeNode Ready condition answers the EdgeNode's current generation."""
+    for node in NODES:
+        body = edgenode(kubectl, node) or {}
+        ready = [
+            c for c in (body.get("status") or {}).get("conditions", []) if c["type"] == "Ready"
+        ]
+        if not ready or ready[0].get("observedGeneration") != body["metadata"]["generation"]:
+            return False
+    return True
+
+
 def events(kubectl: Kubectl, namespace: str, reason: str) -> list[str]:
     listing = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
     return [e["message"] for e in listing["items"] if e.get("reason") == reason]
@@ -244,6 +256,7 @@ def test_a_manual_rollback_finishes_within_seconds(
     assert took < 30, f"the rollback took {took:.0f} s"
     phases = {m["phase"] for m in reports(kubectl, namespace).values()}
     assert "RolledBack" in phases, phases
+    wait_for(partial(generations_observed, kubectl), "EdgeNode observedGeneration", timeout=20)
     assert not events(kubectl, namespace, "VariantFallback")
     kubectl("delete", "mdep", "m", "-n", namespace, "--wait=false")
 

@@ -8,7 +8,6 @@ namespaces and the network namespace; host sysctls, ip_forward and iptables are 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import ssl
@@ -155,10 +154,8 @@ class Cluster:
     def _start_base(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
-        created = cluster_node.missing_mount_points()
-        _write_state(self.workdir, self.netns, self.cgroup_root, created)
-        for path in created:
-            path.mkdir(parents=True)
+        _write_state(self.workdir, self.netns, self.cgroup_root)
+        cluster_node.create_mount_points()
         cgroups.make_cgroup(f"{self.cgroup_root}/control-plane")
         for node in self.node_list:
             cgroups.make_cgroup(node.pods_cgroup)
@@ -352,12 +349,8 @@ def _http_ok(url: str) -> bool:
 # --- state shared between `up` and `down` ------------------------------------------------------
 
 
-def _write_state(workdir: Path, netns: str, cgroup_root: str, created: list[Path]) -> None:
-    state = {
-        "netns": netns,
-        "cgroupRoot": cgroup_root,
-        "createdMountPoints": [str(p) for p in created],
-    }
+def _write_state(workdir: Path, netns: str, cgroup_root: str) -> None:
+    state = {"netns": netns, "cgroupRoot": cgroup_root}
     (workdir / "state.json").write_text(json.dumps(state, indent=2))
 
 
@@ -367,19 +360,14 @@ def teardown(workdir: Path) -> None:
     if not state_file.exists():
         return
     state = json.loads(state_file.read_text())
-    cgroups.kill_all(state["cgroupRoot"])
+    cgroups.kill_all(state["cgroupRoot"], grace=2.0)  # its data is thrown away anyway
     cgroups.remove_tree(state["cgroupRoot"])
     network.delete_netns(state["netns"])
-    for path in state["createdMountPoints"]:
-        _remove_empty_dirs(Path(path))
+    if not any(network.NETNS_DIR.glob("edge-rollout-*")):  # the last cluster running here
+        cluster_node.remove_mount_points()
     for data in [*workdir.glob("node-*"), workdir / "etcd"]:
         shutil.rmtree(data, ignore_errors=True)
     state_file.unlink()
-
-
-def _remove_empty_dirs(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.rmdir()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,6 +106,8 @@ def cluster_apiserver_args(bin_dir: Path, workdir: Path) -> list[str]:
     return [
         *args,
         "--enable-admission-plugins=NodeRestriction",
+        # Node names resolve nowhere: logs, exec and port-forward go to the node's address.
+        "--kubelet-preferred-address-types=InternalIP",
         f"--kubelet-client-certificate={workdir / 'admin.crt'}",
         f"--kubelet-client-key={workdir / 'admin.key'}",
     ]

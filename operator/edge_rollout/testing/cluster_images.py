@@ -140,7 +140,8 @@ def _blob_name(blob: bytes) -> str:
 
 def import_archive(ctr: list[str], archive: Path, timeout: float = 300.0) -> None:
     """`ctr images import` into one node's containerd (`ctr` holds --address and -n k8s.io)."""
-    argv = [*ctr, "images", "import", str(archive)]
+    # Unpacked on first use by a Pod: a node that never runs the operator never unpacks it.
+    argv = [*ctr, "images", "import", "--no-unpack", str(archive)]
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

@@ -8,6 +8,7 @@ outside the node's directory except empty mount points it records for removal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -135,9 +136,12 @@ def prepare(node: Node) -> None:
 
 
 def mount_script(node: Node, netns: str) -> str:
-    """Shell run inside the node's fresh mount namespace: drop other netns mounts, bind per-node
-    copies over the shared paths and files over the kubelet's sysctls."""
-    lines = ["set -e"]
+    """Shell run in the node's fresh mount namespace: containerd's directory in memory, other
+    netns mounts dropped, per-node copies over the shared paths, files over kubelet sysctls."""
+    containerd = shlex.quote(str(node.dir / "containerd"))
+    # containerd's root and state in memory, seen by this node only: gone with the namespace,
+    # so `down` deletes no unpacked image from disk (minutes on this machine's disk).
+    lines = ["set -e", f"mount -t tmpfs -o mode=0711 edge-rollout-{node.name} {containerd}"]
     lines.append(
         f"for m in {network.NETNS_DIR}/*; do "
         f'[ "$m" = {network.NETNS_DIR / netns} ] || umount "$m" 2>/dev/null || true; done'
@@ -248,6 +252,28 @@ def wait_for_socket(node: Node, timeout: float = 30.0) -> bool:
     return False
 
 
-def missing_mount_points() -> list[Path]:
-    """Shared paths absent on the host: created as empty mount points, removed at `down`."""
-    return [Path(p) for p in SHARED_PATHS if not os.path.lexists(p)]
+MOUNT_POINTS_RECORD = Path("/run/edge-rollout-cluster-mount-points")
+"""The shared paths clusters created on the host (one record for every cluster running here)."""
+
+
+def create_mount_points() -> None:
+    """Create the shared paths absent on the host as empty directories and record them."""
+    created = _recorded() | {p for p in SHARED_PATHS if not os.path.lexists(p)}
+    MOUNT_POINTS_RECORD.write_text(json.dumps(sorted(created)))
+    for path in created:
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def remove_mount_points() -> None:
+    """Remove the recorded mount points (call only when no cluster runs: removing a directory
+    detaches the mounts other namespaces hold on it)."""
+    for path in _recorded():
+        with contextlib.suppress(OSError):
+            Path(path).rmdir()
+    MOUNT_POINTS_RECORD.unlink(missing_ok=True)
+
+
+def _recorded() -> set[str]:
+    if not MOUNT_POINTS_RECORD.exists():
+        return set()
+    return set(json.loads(MOUNT_POINTS_RECORD.read_text()))

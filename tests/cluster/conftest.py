@@ -1,0 +1,91 @@
+"""A real 3-node cluster for the `cluster` tier: kubelets, containerd, the product's images.
+
+`cluster` builds (or reuses) the operator and agent OCI archives, starts the cluster in its own
+network namespace, imports the images into every node and removes everything at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_rollout.testing.cluster import Cluster, ClusterError
+from edge_rollout.testing.cluster_story import (
+    RELEASE,
+    RELEASE_NAMESPACE,
+    ClusterStore,
+    PreparedStore,
+    Store,
+    install_release,
+    prepare_store,
+)
+from edge_rollout.testing.images import ImageArchive, build_images
+from tests.support import REPO
+
+NODES = 3
+TIER = Path(__file__).parent
+SETUP_SECONDS = 900
+"""The first test of the tier builds images, starts the cluster and installs the chart."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TIER in item.path.parents and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SETUP_SECONDS))
+
+
+@pytest.fixture(scope="session")
+def product_images() -> dict[str, ImageArchive]:
+    """build/images/{operator,agent}.oci.tar, rebuilt only when their inputs changed."""
+    return build_images(REPO / "build" / "images")
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, product_images: dict[str, ImageArchive]
+) -> Iterator[Cluster]:
+    """3 Ready nodes (profiles npu, gpu, cpu, all `edge=true`) with the product images."""
+    with Cluster(tmp_path_factory.mktemp("cluster"), nodes=NODES) as running:
+        running.import_images(archive.path for archive in product_images.values())
+        yield running
+
+
+@pytest.fixture
+def cluster_namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace, deleted after the test (the cluster's controllers finish it)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def prepared_store() -> PreparedStore:
+    """magika 1.0.0, 1.1.0 and a broken 1.2.0, signed with a real key (build/cluster-story, cached
+    by the publisher's code); the chart's store.publicKey is the key's public half."""
+    return prepare_store(REPO / "build" / "cluster-story")
+
+
+@pytest.fixture(scope="session")
+def store(
+    cluster: Cluster, prepared_store: PreparedStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Store]:
+    """nginx serving the prepared store inside the cluster's network namespace."""
+    with ClusterStore(cluster, prepared_store, tmp_path_factory.mktemp("nginx")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def installed(
+    cluster: Cluster, prepared_store: PreparedStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The release, installed once for the tier and waited for; uninstalled at the end unless a
+    test already did (tests/cluster/test_upgrade_uninstall.py)."""
+    install_release(cluster, prepared_store.public_key, tmp_path_factory.mktemp("values"))
+    yield RELEASE
+    with contextlib.suppress(ClusterError):
+        cluster.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", timeout=180)

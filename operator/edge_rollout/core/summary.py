@@ -115,7 +115,7 @@ def summarize(
         update={
             "observed_generation": deployment.generation,
             "phase": found.phase,
-            "stable_version": rollout.target if found.done else rollout.stable,
+            "stable_version": rollout.target if _settled(found) else rollout.stable,
             "target_version": rollout.target,
             "abort_reason": rollout.verdict or "",
             "current_step_index": rollout.progress.index,
@@ -169,6 +169,12 @@ def summary(
     phase, true, reason = _phase(deployment, rollout, done, counts, required, kinds)
     message = _message(deployment, rollout, counts, required, kinds)
     return Summary(phase, done, true, reason, counts, required, worst, message)
+
+
+def _settled(found: Summary) -> bool:
+    """The target becomes the stable version (what a rollback returns to) once the rollout is
+    done and some node runs it (or no node is selected): never a version no node ever ran."""
+    return found.done and (found.counts.succeeded > 0 or found.counts.targeted == 0)
 
 
 def ready(counts: PhaseCounts, required: int) -> bool:

@@ -299,3 +299,13 @@ def test_message_conditions_counts_and_worst_nodes_agree(
         assert f"{counts.failed} node(s) failed" in result.message
     assert result.phase
     assert len({c.reason for c in result.conditions}) == 1
+
+
+def test_a_version_no_node_runs_never_becomes_stable() -> None:
+    f = installed(3)
+    for node in f.nodes:
+        node.hardware = hardware("cpu", memory=32 * MIB)
+    f.apply(f.plan())
+    f.run(ticks=5)
+    assert f.phase == "Degraded"
+    assert f.status.stable_version == "1.0"

@@ -7,11 +7,13 @@ agents' progress arrives through the EdgeNode index, and the timer picks it up.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import os
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 import kopf
@@ -25,6 +27,7 @@ from edge_rollout.controller import settings as operator_settings
 from edge_rollout.core import inputs, planning, reports
 from edge_rollout.core import status as status_core
 from edge_rollout.kube import client as kube_client
+from edge_rollout.kube import failures as kube_failures
 from edge_rollout.kube import nodes as kube_nodes
 from edge_rollout.store.releases import ReleaseCache, ReleaseUnavailableError, releases_for
 
@@ -70,7 +73,7 @@ def edgenodes_index(name: str, body: kopf.Body, **_: Any) -> dict[str, EdgeNode]
 @kopf.on.update(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed", field="spec")
 def modeldeployment_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
     """Plan right away when the spec changes."""
-    with _planning(namespace or "", name):
+    with _planning(namespace or "", name), _reported(kwargs, retried=False):
         reconcile(namespace=namespace or "", name=name, **kwargs)
 
 
@@ -90,7 +93,8 @@ def modeldeployment_replan(namespace: str | None, name: str, **kwargs: Any) -> N
     if not lock.acquire(blocking=False):
         return
     try:
-        reconcile(namespace=namespace or "", name=name, **kwargs)
+        with _reported(kwargs, retried=False):
+            reconcile(namespace=namespace or "", name=name, **kwargs)
     finally:
         lock.release()
 
@@ -101,10 +105,16 @@ def modeldeployment_deleted(
 ) -> None:
     """Remove this deployment's entries from every EdgeNode (the agents then drop the model)."""
     key = inputs.deployment_key(namespace or "", name)
-    with _planning(namespace or "", name):
+    with _planning(namespace or "", name), _reported({**kwargs, "logger": logger}, retried=True):
         current: dict[str, EdgeNode] = _single(kwargs["edgenodes"])
         holders = [n for n, e in current.items() if any(m.name == key for m in e.spec.models)]
-        write.apply_entries(_objects_api(), key, dict.fromkeys(holders), logger)
+        failed = write.apply_entries(_objects_api(), key, dict.fromkeys(holders), logger)
+        if failed:
+            _write_failures(kwargs["body"], kwargs["patch"], failed)
+            raise kopf.TemporaryError(
+                f"{len(failed)} EdgeNode entries not removed yet", delay=REMOVAL_RETRY_SECONDS
+            )
+        metrics.forget_deployment(namespace or "", name)
 
 
 def reconcile(
@@ -141,12 +151,15 @@ def reconcile(
     )
     deployment = planning.Deployment(key, generation, md.spec, current_status)
     plan = planning.plan_rollout(deployment, releases, fleet, now)
-    write.apply_entries(
+    failed = write.apply_entries(
         _objects_api(), key, write.changed_entries(key, plan, current_edgenodes), logger
     )
-    patch.status.update(write.status_patch(body.get("status") or {}, plan.status))
-    write.post_events(body, plan.events)
-    write.record_counts(namespace, name, plan.status)
+    status, write_events = status_core.with_write_failures(
+        plan.status, failed, generation=generation, now=now
+    )
+    patch.status.update(write.status_patch(body.get("status") or {}, status))
+    write.post_events(body, (*plan.events, *write_events))
+    write.record_counts(namespace, name, status)
     metrics.PLANS.labels("planned").inc()
     metrics.PLAN_SECONDS.observe(time.monotonic() - started)
 
@@ -181,6 +194,60 @@ def _stall(
         logger.warning(f"stalled: {reason}: {message}")
         write.post_events(body, (planning.Event("Warning", reason, message),))
     metrics.PLANS.labels("stalled").inc()
+
+
+REMOVAL_RETRY_SECONDS = 2.0
+"""A deployment being deleted tries the EdgeNode entries it could not remove again this soon."""
+
+
+@contextlib.contextmanager
+def _reported(kwargs: Mapping[str, Any], *, retried: bool) -> Iterator[None]:
+    """Every failure of a ModelDeployment handler is seen: a log line naming the object and the
+    error, a Warning Event and a Stalled condition with the reason and message. Plans are not
+    retried by Kopf (the replan timer plans again); a deletion is (`retried`), so that its
+    finalizer stays until every entry is removed."""
+    try:
+        yield
+    except kopf.TemporaryError:
+        raise  # already reported by the handler
+    except Exception as error:
+        _failed(kwargs["body"], kwargs["patch"], kwargs["logger"], error)
+        if retried:
+            raise
+
+
+def _failed(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, error: Exception) -> None:
+    reason, message = kube_failures.describe(error)
+    meta = body.get("metadata") or {}
+    what = f"modeldeployment {meta.get('namespace')}/{meta.get('name')}"
+    logger.error(f"{what}: {reason}: {message}", exc_info=reason == kube_failures.HANDLER_FAILED)
+    message = f"{message}; the operator tries again in {REPLAN_SECONDS:g} s"
+    try:
+        current = ModelDeploymentStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        current = ModelDeploymentStatus()
+    nxt = status_core.stalled_status(
+        current,
+        generation=int(meta.get("generation", 0)),
+        reason=reason,
+        message=message,
+        now=dt.datetime.now(dt.UTC),
+    )
+    patch.status.update(write.status_patch(body.get("status") or {}, nxt))
+    if current.message != message:
+        write.post_events(body, (planning.Event("Warning", reason, message),))
+    metrics.PLANS.labels("failed").inc()
+
+
+def _write_failures(body: kopf.Body, patch: kopf.Patch, failed: Mapping[str, str]) -> None:
+    """The EdgeNodesWritten condition and its Event for entries a deletion could not remove."""
+    current = ModelDeploymentStatus.model_validate(body.get("status") or {})
+    generation = int((body.get("metadata") or {}).get("generation", 0))
+    status, events = status_core.with_write_failures(
+        current, failed, generation=generation, now=dt.datetime.now(dt.UTC)
+    )
+    patch.status.update(write.status_patch(body.get("status") or {}, status))
+    write.post_events(body, events)
 
 
 def _first_error(error: Exception) -> str:

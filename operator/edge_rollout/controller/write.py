@@ -3,7 +3,8 @@
 No decisions here: everything written comes from `core.planning.Plan`. Entries are applied by a
 few writer threads shared by all deployments (`EDGE_ROLLOUT_WRITERS`, default 4): each entry is
 its own server-side apply, so their order does not matter, and a few in flight keep the
-apiserver busy without flooding it.
+apiserver busy without flooding it. A refused entry is returned (node -> error), never raised,
+so the rest of the plan and its status are still written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from edge_rollout.api.modeldeployment import ModelDeploymentStatus
 from edge_rollout.controller import metrics
 from edge_rollout.core import planning
 from edge_rollout.kube import edgenodes as kube_edgenodes
+from edge_rollout.kube import failures as kube_failures
 from edge_rollout.kube import logrecords
 
 log = logging.getLogger(__name__)
@@ -43,27 +45,30 @@ WRITERS = max(1, int(os.environ.get("EDGE_ROLLOUT_WRITERS", "4")))
 _WRITERS = ThreadPoolExecutor(WRITERS, thread_name_prefix="edgenode-writer")
 
 
-def apply_entries(api: Any, key: str, changes: Mapping[str, Any], logger: kopf.Logger) -> None:
-    """Apply every changed entry, a few at a time; raise the first failure once all have run
-    (the next plan writes what failed again)."""
+def apply_entries(
+    api: Any, key: str, changes: Mapping[str, Any], logger: kopf.Logger
+) -> dict[str, str]:
+    """Apply every changed entry, a few at a time; a refused write does not stop the others.
+    Returns node -> what went wrong, for each write that failed (the next plan writes it
+    again)."""
 
     def apply(node: str) -> None:
         kube_edgenodes.apply_entry(api, node, key, changes[node])
 
     nodes = sorted(changes)
     futures = [_WRITERS.submit(apply, node) for node in nodes]
-    failed: BaseException | None = None
+    failed: dict[str, str] = {}
     for node, future in zip(nodes, futures, strict=True):
         error = future.exception()
-        if error is not None:
-            failed = failed or error
-            continue
         entry = changes[node]
         what = f"{entry.version}/{entry.variant}" if entry else "removed"
+        if error is not None:
+            failed[node] = kube_failures.describe(error)[1]
+            logger.warning(f"edgenode {node}: {key} -> {what} failed: {failed[node]}")
+            continue
         logger.info(f"edgenode {node}: {key} -> {what}")
         metrics.EDGENODE_WRITES.inc()
-    if failed is not None:
-        raise failed
+    return failed
 
 
 def status_patch(current: Mapping[str, Any], nxt: ModelDeploymentStatus) -> dict[str, Any]:
@@ -86,11 +91,5 @@ def post_events(body: kopf.Body, events: tuple[planning.Event, ...]) -> None:
 
 
 def record_counts(namespace: str, name: str, status: ModelDeploymentStatus) -> None:
-    counts = status.counts
-    for outcome, value in (
-        ("succeeded", counts.succeeded),
-        ("failed", counts.failed),
-        ("pending", counts.pending),
-        ("targeted", counts.targeted),
-    ):
-        metrics.NODES.labels(namespace, name, outcome).set(value)
+    """Export the deployment's node counts and info series from the status just written."""
+    metrics.record_deployment(namespace, name, status)

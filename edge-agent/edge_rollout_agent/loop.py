@@ -180,6 +180,7 @@ class Agent:
         with self.lock:
             desired = sorted(self.spec.models, key=lambda d: (-d.priority, d.name))
         self.models = {k: v for k, v in self.models.items() if k in {d.name for d in desired}}
+        self.metrics.keep_models(d.name for d in desired)
         for entry in desired:
             self.reconcile(entry)
         self.remove_dropped({d.name for d in desired})

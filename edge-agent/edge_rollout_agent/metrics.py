@@ -8,13 +8,15 @@ lifts it. Must not decide anything: it records and serves.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from edge_rollout.api.common import parse_duration
 from edge_rollout.api.edgenode import Hardware, ModelStatus
@@ -47,10 +49,10 @@ class Metrics:
             registry=r,
         )
         self.bytes_fetched = Counter(
-            "edge_rollout_agent_bytes_fetched", "Bytes downloaded from the store", registry=r
+            "edge_rollout_agent_fetched_bytes", "Bytes downloaded from the store", registry=r
         )
         self.bytes_reused = Counter(
-            "edge_rollout_agent_bytes_reused",
+            "edge_rollout_agent_reused_bytes",
             "Bytes taken from files already on the node",
             registry=r,
         )
@@ -75,23 +77,61 @@ class Metrics:
             ["model"],
             registry=r,
         )
-        self.temperature = Gauge(
-            "edge_rollout_agent_temperature_celsius", "Hottest thermal zone", registry=r
-        )
-        self.memory_available = Gauge(
-            "edge_rollout_agent_memory_available_bytes", "Memory available", registry=r
-        )
+        self.hardware = HardwareCollector()
+        r.register(self.hardware)
+        self.known: set[str] = set()
 
     def observe_model(self, status: ModelStatus) -> None:
+        self.known.add(status.name)
         for phase in PHASES:
             self.phase.labels(status.name, phase).set(1 if status.phase == phase else 0)
         if status.latency is not None:
             self.latency.labels(status.name).set(status.latency.p95_ms / 1000.0)
+        else:
+            _remove(self.latency, status.name)
+
+    def keep_models(self, names: Iterable[str]) -> None:
+        """Remove the series of every model not in `names` (it left the node's desired list)."""
+        kept = set(names)
+        for name in self.known - kept:
+            for phase in PHASES:
+                _remove(self.phase, name, phase)
+            _remove(self.latency, name)
+        self.known &= kept
 
     def observe_hardware(self, hardware: Hardware) -> None:
+        self.hardware.latest = hardware
+
+
+class HardwareCollector(Collector):
+    """Temperature and available memory from the last discovery: a value the node cannot
+    measure (no thermal zone) is absent, not 0."""
+
+    def __init__(self) -> None:
+        self.latest: Hardware | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        hardware = self.latest
+        if hardware is None:
+            return
         if hardware.temperature_celsius is not None:
-            self.temperature.set(hardware.temperature_celsius)
-        self.memory_available.set(hardware.memory_available_bytes)
+            yield GaugeMetricFamily(
+                "edge_rollout_agent_temperature_celsius",
+                "Hottest thermal zone",
+                value=hardware.temperature_celsius,
+            )
+        yield GaugeMetricFamily(
+            "edge_rollout_agent_memory_available_bytes",
+            "Memory available",
+            value=hardware.memory_available_bytes,
+        )
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    try:
+        gauge.remove(*labels)
+    except KeyError:  # never set
+        return
 
 
 def parse_defer_request(query: str, now: datetime) -> datetime:

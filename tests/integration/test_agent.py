@@ -84,7 +84,7 @@ def test_install_update_rollback_against_the_real_apiserver(
         with urllib.request.urlopen(base + "/healthz", timeout=5) as resp:
             assert resp.status == 200
         with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
-            assert b"edge_rollout_agent_bytes_fetched_total" in resp.read()
+            assert b"edge_rollout_agent_fetched_bytes_total" in resp.read()
         ready = (edgenode(kubectl, node) or {})["status"]["conditions"][0]
         assert (ready["type"], ready["status"]) == ("Ready", "True")
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import generate_latest
 
-from edge_rollout.api.edgenode import LatencySummary, ModelStatus
+from edge_rollout.api.edgenode import Hardware, LatencySummary, ModelStatus
 from edge_rollout_agent import metrics, policy
 
+GIB = 1 << 30
 NOW = datetime(2026, 3, 6, 12, tzinfo=UTC)
 
 
@@ -37,3 +38,26 @@ def test_model_phase_and_latency_are_exported() -> None:
     text = generate_latest(m.registry).decode()
     assert 'edge_rollout_agent_model_phase{model="ns/dep",phase="Ready"} 1.0' in text
     assert 'edge_rollout_agent_model_latency_p95_seconds{model="ns/dep"} 0.002' in text
+
+
+def test_a_model_that_left_the_node_has_no_series() -> None:
+    m = metrics.Metrics()
+    m.observe_model(ModelStatus(name="ns/gone", phase="Ready",
+                                latency=LatencySummary(p50_ms=1.0, p95_ms=2.0)))  # fmt: skip
+    m.observe_model(ModelStatus(name="ns/kept", phase="Loading"))
+    m.keep_models(["ns/kept"])
+    text = generate_latest(m.registry).decode()
+    assert "ns/gone" not in text
+    assert 'edge_rollout_agent_model_phase{model="ns/kept",phase="Loading"} 1.0' in text
+
+
+def test_an_unknown_temperature_is_absent_not_zero() -> None:
+    m = metrics.Metrics()
+    m.observe_hardware(Hardware(memory_bytes=GIB, memory_available_bytes=GIB // 2))
+    text = generate_latest(m.registry).decode()
+    assert "edge_rollout_agent_temperature_celsius" not in text
+    assert "edge_rollout_agent_memory_available_bytes 5.36870912e+08" in text
+    m.observe_hardware(
+        Hardware(memory_bytes=GIB, memory_available_bytes=GIB, temperature_celsius=61.5)
+    )
+    assert "edge_rollout_agent_temperature_celsius 61.5" in generate_latest(m.registry).decode()

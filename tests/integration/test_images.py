@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,9 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """Both images built twice from one snapshot of the sources, and unpacked once."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """Both images built twice from one snapshot of the sources, and unpacked once (about
+    1.5 GB of files, removed afterwards)."""
     assert os.geteuid() == 0, "building images needs root (debootstrap, chroot)"
     snapshot = tmp_path_factory.mktemp("source")
     for name in SNAPSHOT:
@@ -53,7 +55,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         rootfs[name].chmod(0o755)  # the image's `/`, which uid 65532 must traverse
         ocilayout.unpack_image(archive.path, rootfs[name])
         configs[name] = ocilayout.read_image(archive.path)[2]
-    return Built(first, second, rootfs, configs)
+    yield Built(first, second, rootfs, configs)
+    outputs = {archive.path.parent for archive in [*first.values(), *second.values()]}
+    for tree in [*outputs, *rootfs.values(), snapshot]:
+        shutil.rmtree(tree)
 
 
 def sha256(path: Path) -> str:

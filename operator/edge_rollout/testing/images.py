@@ -141,9 +141,9 @@ def build_image(spec: ImageSpec, build: Build) -> ImageArchive:
     project = pythonlayers.install_project(wheel, build.work)
     reuse = build.reuse_layers
     layers = [
-        cached_layer("base", base.key, reuse, lambda blobs: base_layer(blobs, base)),
+        cached_layer("base", base.fingerprint(), reuse, lambda blobs: base_layer(blobs, base)),
         cached_layer(
-            f"deps-{spec.extra}", deps.key, reuse, lambda blobs: python_layer(blobs, deps)
+            f"deps-{spec.extra}", deps.fingerprint(), reuse, lambda b: python_layer(b, deps)
         ),
         python_layer(build.work / "blobs", project, spec.data_dir),
     ]

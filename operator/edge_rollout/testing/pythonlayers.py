@@ -47,6 +47,10 @@ class Installed:
     bin: Path
     distributions: tuple[str, ...]
 
+    def fingerprint(self) -> str:
+        """The key and the versions pip resolved (a rebuild may resolve newer ones)."""
+        return f"{self.key}-{','.join(self.distributions)}"
+
 
 def build_wheel(repo: Path, work: Path) -> Wheel:
     """`pip wheel --no-deps` of a clean copy of the sources (no stale build/ or egg-info),

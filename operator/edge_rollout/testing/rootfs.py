@@ -76,6 +76,11 @@ class BaseRootfs:
     path: Path
     architecture: str
 
+    def fingerprint(self) -> str:
+        """The key and the package versions installed (a rebuild may get newer point releases)."""
+        status = (self.path / "var/lib/dpkg/status").read_bytes()
+        return f"{self.key}-{hashlib.sha256(status).hexdigest()}"
+
 
 def cache_root() -> Path:
     base = os.environ.get("EDGE_ROLLOUT_CACHE") or str(Path.home() / ".cache" / "edge-rollout")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge_rollout.testing.cluster import Cluster, ClusterError
+from edge_rollout.testing.cluster_node import KUBELET_SYSCTLS
 from edge_rollout.testing.cluster_story import (
     RELEASE,
     RELEASE_NAMESPACE,
@@ -27,6 +28,7 @@ from edge_rollout.testing.images import ImageArchive, build_images
 from tests.support import REPO
 
 NODES = 3
+HOST_SYSCTLS = (*KUBELET_SYSCTLS, "net/ipv4/ip_forward")
 TIER = Path(__file__).parent
 SETUP_SECONDS = 900
 """The first test of the tier builds images, starts the cluster and installs the chart."""
@@ -45,8 +47,16 @@ def product_images() -> dict[str, ImageArchive]:
 
 
 @pytest.fixture(scope="session")
+def host_sysctls() -> dict[str, str]:
+    """The host's values of what the kubelet would change, and ip_forward, before any node ran."""
+    return {key: Path("/proc/sys", key).read_text() for key in HOST_SYSCTLS}
+
+
+@pytest.fixture(scope="session")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, product_images: dict[str, ImageArchive]
+    tmp_path_factory: pytest.TempPathFactory,
+    product_images: dict[str, ImageArchive],
+    host_sysctls: dict[str, str],
 ) -> Iterator[Cluster]:
     """3 Ready nodes (profiles npu, gpu, cpu, all `edge=true`) with the product images."""
     with Cluster(tmp_path_factory.mktemp("cluster"), nodes=NODES) as running:

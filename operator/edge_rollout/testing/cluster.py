@@ -187,26 +187,22 @@ class Cluster:
         return self.workdir / "kubeconfigs" / (user.replace(":", "-") + ".json")
 
     def _start_addons(self) -> None:
-        kcm, sched = (
-            self._kubeconfig_path("system:kube-controller-manager"),
-            self._kubeconfig_path("system:kube-scheduler"),
-        )
+        kubeconfig = self._kubeconfig_path
+        manager = kubeconfig("system:kube-controller-manager")
+        args = control.controller_manager_args(self.bin_dir, self.workdir, manager)
+        self._spawn("kube-controller-manager", args)
+        scheduler = kubeconfig("system:kube-scheduler")
+        self._spawn("kube-scheduler", control.scheduler_args(self.bin_dir, scheduler))
+        proxy = control.kube_proxy_config(kubeconfig("system:kube-proxy"), self.node_list[0].name)
+        (self.workdir / "kube-proxy.json").write_text(json.dumps(proxy))
         self._spawn(
-            "kube-controller-manager",
-            control.controller_manager_args(self.bin_dir, self.workdir, kcm),
+            "kube-proxy", control.kube_proxy_args(self.bin_dir, self.workdir / "kube-proxy.json")
         )
-        self._spawn("kube-scheduler", control.scheduler_args(self.bin_dir, sched))
-        proxy_config = self.workdir / "kube-proxy.json"
-        proxy_kubeconfig = self._kubeconfig_path("system:kube-proxy")
-        first_node = self.node_list[0].name
-        proxy_config.write_text(json.dumps(control.kube_proxy_config(proxy_kubeconfig, first_node)))
-        self._spawn("kube-proxy", control.kube_proxy_args(self.bin_dir, proxy_config))
-        self.kubectl(
-            "apply",
-            "-f",
-            "-",
-            input=json.dumps({"kind": "List", "apiVersion": "v1", "items": control.COREDNS_RBAC}),
-        )
+        self._start_dns()
+
+    def _start_dns(self) -> None:
+        rbac = {"kind": "List", "apiVersion": "v1", "items": control.COREDNS_RBAC}
+        self.kubectl("apply", "-f", "-", input=json.dumps(rbac))
         corefile = self.workdir / "Corefile"
         corefile.write_text(control.corefile(self._kubeconfig_path(control.COREDNS_USER)))
         self._spawn("coredns", control.coredns_args(self.bin_dir, corefile))

@@ -26,6 +26,7 @@ import onnx
 from edge_rollout.testing import cluster_network as network
 from edge_rollout.testing import models
 from edge_rollout.testing.cluster import Cluster
+from edge_rollout.testing.cluster_node import HARDWARE_PROFILE_PATH
 from edge_rollout.testing.controlplane import stop_process
 from edge_rollout.testing.nginx import NGINX, NGINX_CONF
 
@@ -213,6 +214,33 @@ def prepare_store(cache: Path, log: Callable[[str], None] = lambda _: None) -> P
         shutil.rmtree(done, ignore_errors=True)
         os.replace(tmp, done)
     return PreparedStore(done / "store", done / "keys" / "store.key")
+
+
+# --- the release ----------------------------------------------------------------------------------
+
+RELEASE = "er"
+RELEASE_NAMESPACE = "edge-rollout"
+CHART = Path(__file__).resolve().parents[3] / "charts" / "edge-rollout"
+
+
+def chart_values(public_key: str) -> Json:
+    """Values for the cluster: the store's key, each node's hardware profile file, a short
+    heartbeat and replan interval (the demo's pace)."""
+    return {
+        "store": {"publicKey": public_key},
+        "agent": {"hardwareProfile": {"hostPath": HARDWARE_PROFILE_PATH}, "heartbeatSeconds": 10},
+        "operator": {"extraEnv": [{"name": "EDGE_ROLLOUT_REPLAN_SECONDS", "value": "2"}]},
+    }
+
+
+def install_release(cluster: Cluster, public_key: str, workdir: Path, chart: Path = CHART) -> None:
+    """`helm install` of the chart, waited for (operator Available, an agent on every node)."""
+    values = workdir / "values.json"
+    values.write_text(json.dumps(chart_values(public_key)))
+    cluster.helm(
+        "install", RELEASE, str(chart), "-n", RELEASE_NAMESPACE, "--create-namespace",
+        "-f", str(values), "--wait", "--timeout=4m", timeout=300,
+    )  # fmt: skip
 
 
 # --- ModelDeployments -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edge_rollout.api.common import (
     CONDITION_REASON,
@@ -109,9 +109,23 @@ class EdgeNodeSpec(ApiModel):
     models: list[DesiredModel] = Field(
         default_factory=list,
         max_length=64,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            # An EdgeNode created with `models: []` (as its agent creates it) has the list owned
+            # by its creator; a server-side apply that removes the last entry then leaves it
+            # null, which the apiserver turns back into [] only with this default (without it:
+            # 422 `spec.models in body must be of type array`, and deletions hang).
+            "default": [],
+        },
     )
     """Desired models, one per ModelDeployment that selects this node."""
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        """A null list (from any writer) reads as no entries."""
+        return [] if value is None else value
 
 
 class Accelerator(ApiModel):

@@ -40,6 +40,10 @@ images: $(STAMP) debian-packages ## OCI archives of the operator and agent image
 demo: setup ## The demo: control plane, operator, a ModelDeployment rolling out
 	$(BIN)/python hack/demo.py
 
+.PHONY: demo-cluster
+demo-cluster: setup ## The same story in Pods: 3 nodes with kubelets, the images, helm install
+	$(BIN)/python hack/demo_cluster.py
+
 .PHONY: cluster-up
 cluster-up: setup ## etcd + kube-apiserver on loopback; NODES=3 adds kubelets (docs/development.md)
 ifeq ($(filter-out 0,$(NODES)),)

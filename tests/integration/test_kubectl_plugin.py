@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -339,3 +341,196 @@ def check_promote_pause_resume_abort(
 
 entries = fleet_support.entries
 wait_for = fleet_support.wait_for
+
+
+GHOST_LABEL = "edgerollout.dev/plugin-ghost"
+VIEWERS = "edge-rollout-plugin-viewers"
+
+
+def test_plugin_follows_kubectl_conventions(
+    operator: KopfRunner,
+    kubectl: Kubectl,
+    plugin: Plugin,
+    namespace: str,
+    store: tuple[Path, str],
+    fleet: ScriptedReporter,
+    control_plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(document(namespace, store, "1.0")))
+    settled = plugin("status", "m", "-n", namespace, "--timeout", "90s")
+    assert "Ready: 5/5 nodes on 1.0" in settled.stdout, settled.stdout
+
+    check_kubeconfig_list_and_context(plugin, control_plane, namespace, tmp_path)
+    check_impersonation(plugin, kubectl, namespace)
+    check_list_and_version(plugin, namespace)
+    check_watch_and_timeout(plugin, kubectl, namespace, store)
+    check_degraded_exit_code(plugin, kubectl, namespace, store)
+
+
+def check_kubeconfig_list_and_context(
+    plugin: Plugin, plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """KUBECONFIG=a:b as kubectl merges it: the context (and its namespace) from the second file;
+    --context picks a context of the second file when the first names another current one."""
+    real = yaml.safe_load(plane.kubeconfig.read_text())
+    real["contexts"] = [{"name": "edge-test", "context": {
+        **real["contexts"][0]["context"], "namespace": namespace}}]  # fmt: skip
+    real["current-context"] = "edge-test"
+    second = tmp_path / "b.yaml"
+    second.write_text(yaml.safe_dump(real))
+    nowhere = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "nobody", "user": {"token": "none"}}],
+        "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "nobody"}}],
+    }  # fmt: skip
+    first = tmp_path / "a.yaml"
+    first.write_text(yaml.safe_dump(nowhere))
+    listed = run_with(plugin, {"KUBECONFIG": f"{first}:{second}"}, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert namespace in listed.stdout
+    assert "Ready" in listed.stdout, listed.stdout
+    first.write_text(yaml.safe_dump({**nowhere, "current-context": "nowhere"}))
+    unreachable = run_with(plugin, {"KUBECONFIG": f"{first}:{second}"}, "list")
+    assert unreachable.returncode == 1
+    assert "cannot reach the cluster" in unreachable.stderr, unreachable.stderr
+    agrees = run_kubectl(plugin, {"KUBECONFIG": f"{first}:{second}"}, "get", "mdep", "-A")
+    assert agrees.returncode != 0, "kubectl takes the first current-context too"
+    chosen = run_with(plugin, {"KUBECONFIG": f"{first}:{second}"}, "list", "--context", "edge-test")
+    assert chosen.returncode == 0, chosen.stderr
+    assert namespace in chosen.stdout
+
+
+def run_with(plugin: Plugin, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_kubectl(plugin, env, "edge-rollout", *args)
+
+
+def run_kubectl(
+    plugin: Plugin, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [plugin.kubectl, "--request-timeout=5s", *args]
+        if args[0] != "edge-rollout"
+        else [plugin.kubectl, *args],
+        env={**plugin.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def check_impersonation(plugin: Plugin, kubectl: Kubectl, namespace: str) -> None:
+    """--as a user without RBAC: a clear forbidden; with --as-group of a group bound to a
+    read role (repeated groups each sent as their own header): the status."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": VIEWERS},
+        "rules": [{"apiGroups": ["edgerollout.dev"], "resources": ["modeldeployments"],
+                   "verbs": ["get", "list", "watch"]}],
+    }  # fmt: skip
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": VIEWERS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": VIEWERS},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": VIEWERS}],
+    }  # fmt: skip
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                  "items": [role, binding]}))  # fmt: skip
+    denied = plugin("status", "m", "-n", namespace, "--as", "alice", check=False)
+    assert denied.returncode == 1
+    assert "forbidden" in denied.stderr, denied.stderr
+    assert 'User "alice"' in denied.stderr, denied.stderr
+    allowed = plugin("status", "m", "-n", namespace, "-o", "json", "--as", "alice",
+                     "--as-group", "others", "--as-group", VIEWERS)  # fmt: skip
+    assert json.loads(allowed.stdout)["phase"] == "Ready"
+
+
+def check_list_and_version(plugin: Plugin, namespace: str) -> None:
+    table = plugin("list", "-n", namespace).stdout
+    header, row = table.splitlines()[:2]
+    assert header.split() == ["NAMESPACE", "NAME", "PHASE", "VERSION", "STABLE", "STEP", "NODES",
+                              "FAILED"]  # fmt: skip
+    assert row.split() == [namespace, "m", "Ready", "1.0", "1.0", "-", "5/5", "0"], row
+    everywhere = plugin.json("list", "-A")
+    assert {(d["namespace"], d["name"]) for d in everywhere} >= {(namespace, "m")}
+    versions = plugin.json("version")
+    assert versions["pluginVersion"] == "0.1.0"
+    assert versions["serverVersion"].startswith("v1.33.")
+
+
+def check_watch_and_timeout(
+    plugin: Plugin, kubectl: Kubectl, namespace: str, store: tuple[Path, str]
+) -> None:
+    """-w in a pipe prints a block when something changed and nothing while nothing does;
+    --timeout exits 5 at a pause and 0 once promoted to Ready."""
+    watcher = subprocess.Popen(
+        [plugin.kubectl, "edge-rollout", "status", "m", "-n", namespace, "-w", "--interval", "0.3"],
+        env=plugin.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=collect, args=(watcher, lines))
+    reader.start()
+    try:
+        wait_for(lambda: blocks_in(lines) == 1, "the first block")
+        time.sleep(3)  # ten reads, nothing changed
+        assert blocks_in(lines) == 1, "".join(lines)
+        steps = [{"setNodeCount": 1}, {"pause": {}}]
+        kubectl(
+            "apply", "-f", "-", input=json.dumps(document(namespace, store, "2.0", steps=steps))
+        )
+        wait_for(at_step(kubectl, namespace, 1), "the pause")
+        paused = plugin("status", "m", "-n", namespace, "--timeout", "2s", check=False)
+        assert paused.returncode == 5, paused.stdout + paused.stderr
+        assert "timed out after 2s, still Paused  step 1/2: pause until approved" in paused.stdout
+        plugin("promote", "m", "-n", namespace)
+        done = plugin("status", "m", "-n", namespace, "--timeout", "90s")
+        assert "Ready: 5/5 nodes on 2.0" in done.stdout, done.stdout
+        time.sleep(1)
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
+        reader.join(timeout=10)
+    text = "".join(lines)
+    blocks = text.split("--- ")[1:]
+    assert len(blocks) >= 3, text
+    assert "target 1.0" in blocks[0]
+    assert "stable 2.0" in blocks[-1]
+    bodies = [block.split("\n", 1)[1] for block in blocks]
+    assert all(a != b for a, b in itertools.pairwise(bodies)), "a block per change"
+
+
+def collect(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+
+
+def blocks_in(lines: list[str]) -> int:
+    return sum(line.startswith("--- ") for line in list(lines))
+
+
+def check_degraded_exit_code(
+    plugin: Plugin, kubectl: Kubectl, namespace: str, store: tuple[Path, str]
+) -> None:
+    """A deployment whose only node is too small for every variant is Degraded: --timeout
+    exits 3."""
+    tiny = f"kp-tiny-{namespace}"
+    reporter = ScriptedReporter(
+        {tiny: hardware("cpu", memory=MIB)}, labels={GHOST_LABEL: namespace}
+    )
+    reporter.start()
+    body = document(namespace, store, "1.0")
+    body["metadata"]["name"] = "tiny"
+    body["spec"]["nodeSelector"] = {"matchLabels": {GHOST_LABEL: namespace}}
+    try:
+        kubectl("apply", "-f", "-", input=json.dumps(body))
+        failed = plugin("status", "tiny", "-n", namespace, "--timeout", "50s", check=False)
+        assert failed.returncode == 3, failed.stdout + failed.stderr
+        assert "tiny: Degraded" in failed.stdout, failed.stdout
+    finally:
+        kubectl("delete", "mdep", "tiny", "-n", namespace, "--wait=true", "--timeout=60s")
+        reporter.stop()
+        delete_nodes([tiny])

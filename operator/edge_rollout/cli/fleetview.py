@@ -38,15 +38,27 @@ class ClusterError(Exception):
 
 
 class Cluster:
-    """One API connection, from --kubeconfig/--context or $KUBECONFIG."""
+    """One API connection, from --kubeconfig/--context/--as/--as-group or $KUBECONFIG."""
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        connection: kube_client.Connection | None = None,
+    ) -> None:
         try:
-            api = kube_client.api_client(kubeconfig, context)
+            api = kube_client.api_client(
+                connection=connection or kube_client.Connection(kubeconfig, context)
+            )
         except Exception as error:  # the config loader raises several unrelated types
             raise ClusterError(f"cannot load the kubeconfig: {error}") from error
+        self.api = api
         self.objects = kube_client.custom_objects(api)
         self.core = kube_client.core(api)
+
+    def server_version(self) -> str:
+        """The apiserver's version (`v1.33.13`)."""
+        return str(self._call("the apiserver version", kube_client.server_version, self.api))
 
     def modeldeployment(self, namespace: str, name: str) -> ModelDeployment:
         body = self._call(

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import sys
 from collections.abc import Callable
 
 from edge_rollout.api.modeldeployment import ModelDeployment
 from edge_rollout.api.release import Release
-from edge_rollout.cli import dryrun, explaining, options, statusview, steering, whyview
+from edge_rollout.cli import (
+    dryrun,
+    explaining,
+    listview,
+    options,
+    statusview,
+    steering,
+    watching,
+    whyview,
+)
 from edge_rollout.cli.fleetview import ClusterError
 from edge_rollout.store.releases import ReleaseCache, ReleaseUnavailableError, releases_for
 
@@ -35,13 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = options.cluster_options()
     status_help = "a rollout: step, counts by outcome and variant, bytes saved, worst nodes"
-    _add(sub, common, "status", status_help, status).add_argument("name", help="ModelDeployment")
+    _add_status(_add(sub, common, "status", status_help, status))
+    list_help = "every ModelDeployment: phase, version, stable version, step, nodes"
+    _add(sub, common, "list", list_help, list_command).add_argument(
+        "-A", "--all-namespaces", action="store_true", help="in every namespace"
+    )
     _add_why(_add(sub, common, "why", WHY_HELP, why_command))
     dryrun.add_arguments(_add(sub, common, "plan", dryrun.HELP, dryrun.run))
     nodes_help = "hardware table: arch, cores, memory, accelerators, providers, heartbeat, models"
     _add(sub, common, "nodes", nodes_help, nodes)
     _add_steering(sub, common)
+    _add(sub, common, "version", "the plugin's version and the apiserver's", version)
     return parser
+
+
+def _add_status(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="ModelDeployment")
+    p.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        help="keep watching: redraw on a terminal, print a new block on each change in a pipe",
+    )
+    p.add_argument(
+        "--timeout",
+        help="wait until the rollout settles, at most this long (30s, 5m, 1h), and exit with its "
+        "outcome: " + watching.EXIT_CODES,
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between reads (default 1)")
+    p.epilog = watching.EXIT_CODES
 
 
 WHY_HELP = "why a node got its variant: the selection with the reason for every candidate"
@@ -86,8 +118,9 @@ def _add_steering(
             promote,
         ),
         "abort": (
-            "stop the rollout where it is (sets spec.paused: true) and print how to roll back; "
-            "with --rollback, roll back instead",
+            "PAUSE the rollout where it is (sets spec.paused: true: nodes keep what they run); "
+            "unlike Argo Rollouts' abort it does not return to stable: to go back to the stable "
+            "version, use abort --rollback",
             abort,
         ),
     }
@@ -101,15 +134,49 @@ def _add_steering(
     sub.choices["abort"].add_argument(
         "--rollback",
         action="store_true",
-        help="set spec.model.version back to status.stableVersion, spec.paused: false and "
-        "spec.strategy.approved for that version: nodes return in waves, pauses passed",
+        help="return to stable (what Argo Rollouts' abort does): set spec.model.version back "
+        "to status.stableVersion, spec.paused: false and spec.strategy.approved for that "
+        "version: nodes return in waves within maxUnavailable, pauses passed",
     )
 
 
 def status(args: argparse.Namespace) -> int:
-    md = options.cluster(args).modeldeployment(options.namespace(args), args.name)
+    cluster = options.cluster(args)
+    if args.watch or args.timeout:
+        try:
+            return watching.follow(args, cluster, options.namespace(args))
+        except ValueError as error:  # a --timeout that is not a duration
+            return options.fail(f"--timeout: {error}")
+    md = cluster.modeldeployment(options.namespace(args), args.name)
     options.emit(args, lambda: statusview.status_data(md), lambda: statusview.status_view(md))
     return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    where = None if args.all_namespaces else options.namespace(args)
+    mds = options.cluster(args).modeldeployments(where)
+    options.emit(args, lambda: listview.list_data(mds), lambda: listview.list_view(mds))
+    return 0
+
+
+def version(args: argparse.Namespace) -> int:
+    plugin = _plugin_version()
+    try:
+        server: str | None = options.cluster(args).server_version()
+    except ClusterError as error:
+        print(f"Plugin version: {plugin}")
+        return options.fail(str(error))
+    data = {"pluginVersion": plugin, "serverVersion": server}
+    text = f"Plugin version: {plugin}\nServer version: {server}"
+    options.emit(args, lambda: data, lambda: text)
+    return 0
+
+
+def _plugin_version() -> str:
+    try:
+        return importlib.metadata.version("edge-rollout")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed as a package)"
 
 
 def nodes(args: argparse.Namespace) -> int:

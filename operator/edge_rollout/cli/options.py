@@ -22,14 +22,31 @@ OUTPUTS = ("table", "json", "yaml")
 
 
 def cluster_options() -> argparse.ArgumentParser:
-    """A parent parser with --kubeconfig, --context, -n/--namespace and -o/--output."""
+    """A parent parser with --kubeconfig, --context, -n/--namespace, --as, --as-group and
+    -o/--output."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
+        "--kubeconfig",
+        help="kubeconfig file (default: $KUBECONFIG, a list of files merged as kubectl does, then "
+        "~/.kube/config)",
     )
     parent.add_argument("--context", help="kubeconfig context to use (default: the current one)")
     parent.add_argument(
         "-n", "--namespace", help="namespace (default: the context's namespace, else default)"
+    )
+    parent.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="act as this user (impersonation, as kubectl --as)",
+    )
+    parent.add_argument(
+        "--as-group",
+        dest="as_groups",
+        metavar="GROUP",
+        action="append",
+        default=[],
+        help="act as this group; repeat for several (as kubectl --as-group)",
     )
     parent.add_argument(
         "-o", "--output", choices=OUTPUTS, default="table", help="table (default), json or yaml"
@@ -37,8 +54,18 @@ def cluster_options() -> argparse.ArgumentParser:
     return parent
 
 
+def connection(args: argparse.Namespace) -> kube_client.Connection:
+    """The connection kubectl's flags describe."""
+    return kube_client.Connection(
+        args.kubeconfig,
+        args.context,
+        getattr(args, "as_user", None),
+        getattr(args, "as_groups", ()),
+    )
+
+
 def cluster(args: argparse.Namespace) -> Cluster:
-    return Cluster(args.kubeconfig, args.context)
+    return Cluster(connection=connection(args))
 
 
 def namespace(args: argparse.Namespace) -> str:

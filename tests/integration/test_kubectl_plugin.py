@@ -13,6 +13,8 @@ import io
 import itertools
 import json
 import os
+import pty
+import select
 import subprocess
 import threading
 import time
@@ -364,6 +366,7 @@ def test_plugin_follows_kubectl_conventions(
     check_kubeconfig_list_and_context(plugin, control_plane, namespace, tmp_path)
     check_impersonation(plugin, kubectl, namespace)
     check_list_and_version(plugin, namespace)
+    check_watch_on_a_terminal(plugin, kubectl, namespace)
     check_watch_and_timeout(plugin, kubectl, namespace, store)
     check_degraded_exit_code(plugin, kubectl, namespace, store)
 
@@ -459,6 +462,45 @@ def check_list_and_version(plugin: Plugin, namespace: str) -> None:
     versions = plugin.json("version")
     assert versions["pluginVersion"] == "0.1.0"
     assert versions["serverVersion"].startswith("v1.33.")
+
+
+def check_watch_on_a_terminal(plugin: Plugin, kubectl: Kubectl, namespace: str) -> None:
+    """-w on a terminal redraws the view in place (cursor up, erase) when the deployment changes."""
+    controller, terminal = pty.openpty()
+    watcher = subprocess.Popen(
+        [plugin.kubectl, "edge-rollout", "status", "m", "-n", namespace, "-w", "--interval", "0.3"],
+        env={**plugin.env, "TERM": "xterm", "COLUMNS": "160", "LINES": "60"},
+        stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+    )  # fmt: skip
+    os.close(terminal)
+    screen = bytearray()
+    try:
+        wait_for(lambda: b"ModelDeployment" in read_pty(controller, screen), "the first frame")
+        assert b"Every 0.3s" in screen, bytes(screen)
+        assert b"Ready" in screen, bytes(screen)
+        kubectl("patch", "mdep", "m", "-n", namespace, "--type", "merge",
+                "-p", '{"spec":{"paused":true}}')  # fmt: skip
+        wait_for(lambda: b"(spec.paused)" in read_pty(controller, screen), "the redraw")
+        assert b"\x1b[1A" in screen or b"\x1b[2K" in screen, bytes(screen[-400:])
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
+        os.close(controller)
+        kubectl("patch", "mdep", "m", "-n", namespace, "--type", "merge",
+                "-p", '{"spec":{"paused":false}}')  # fmt: skip
+
+
+def read_pty(fd: int, screen: bytearray) -> bytes:
+    """What the terminal received so far (non-blocking)."""
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen.extend(chunk)
+    return bytes(screen)
 
 
 def check_watch_and_timeout(

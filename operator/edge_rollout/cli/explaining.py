@@ -14,12 +14,9 @@ from datetime import datetime
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware, ModelStatus
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from edge_rollout.api.release import Release
-from edge_rollout.core import inputs, planning, selection
+from edge_rollout.core import inputs, outcomes, planning, selection
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core.fleet import Event
-
-LABELS_PROFILE = "node-labels"
-"""`Hardware.profile` that `labels.hardware_from_labels` sets (no agent report yet)."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +133,7 @@ def node_hardware(name: str, fleet: Fleet) -> Hardware:
 
 def hardware_source(hardware: Hardware) -> str:
     """`agent report` or `node labels`."""
-    return "node labels" if hardware.profile == LABELS_PROFILE else "agent report"
+    return "node labels" if hardware.profile == node_labels.LABELS_PROFILE else "agent report"
 
 
 def explain_node(
@@ -167,6 +164,8 @@ def explain(md: ModelDeployment, release: Release, node: planning.NodeInput) -> 
     budget = selection.memory_budget(node.hardware, policy, node.claims)
     facts = selection.NodeFacts(node.name, node.labels, node.hardware)
     choice = selection.select_variant(facts, release, policy, budget, excluded)
+    if node.hardware.profile == node_labels.LABELS_PROFILE:  # as the planner: no variant yet
+        choice = outcomes.awaiting_report(node.name)
     return Explanation(
         deployment=deployment_key(md),
         node=node.name,

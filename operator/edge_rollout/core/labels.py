@@ -36,6 +36,10 @@ PROVIDER_NAMES = {
 }
 ACCELERATOR_PROVIDER = {"gpu": "CUDAExecutionProvider", "npu": "", "cpu": "CPUExecutionProvider"}
 
+LABELS_PROFILE = "node-labels"
+"""`Hardware.profile` of what `hardware_from_labels` read from a Node's labels: its agent has not
+reported the node's hardware (yet, or since its EdgeNode was created again)."""
+
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
     """metav1.LabelSelector semantics; an empty selector matches everything.
@@ -88,7 +92,7 @@ def hardware_from_labels(labels: Mapping[str, str], allocatable_memory: int) -> 
         accelerators=accelerators,
         execution_providers=_providers(labels, accelerators),
         metered=labels.get(OUR_METERED) == "true",
-        profile="node-labels",
+        profile=LABELS_PROFILE,
     )
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from edge_rollout.api import reasons
 from edge_rollout.api.edgenode import DesiredModel, ModelStatus
 from edge_rollout.api.release import Release
-from edge_rollout.core import fleet, selection, steps
+from edge_rollout.core import fleet, labels, selection, steps
 from edge_rollout.core.conditions import rfc3339
 from edge_rollout.core.fleet import Event, NodeOutcome, NodeState
 
@@ -227,9 +227,9 @@ class NodePlanner:
         self, node: NodeInput, release: Release, excluded: Sequence[str]
     ) -> selection.Choice:
         """Nodes with equal profiles get equal choices: select once per profile in a plan.
-        None before the node's agent has reported its hardware (see `_awaiting_report`)."""
-        if node.hardware.profile == LABELS_PROFILE:
-            return _awaiting_report(node.name)
+        None before the node's agent has reported its hardware (see `awaiting_report`)."""
+        if node.hardware.profile == labels.LABELS_PROFILE:
+            return awaiting_report(node.name)
         facts = selection.NodeFacts(node.name, node.labels, node.hardware)
         policy = self.spec.selection
         budget = selection.memory_budget(node.hardware, policy, node.claims)
@@ -258,13 +258,10 @@ SERVING = ("Ready", "RolledBack")
 back to from disk)."""
 
 
-LABELS_PROFILE = "node-labels"
-"""`Hardware.profile` of what `labels.hardware_from_labels` read from a Node's labels: its agent
-has not reported the node's hardware (yet, or since its EdgeNode was created again)."""
 AWAITING_REPORT = "AwaitingHardwareReport"
 
 
-def _awaiting_report(node: str) -> selection.Choice:
+def awaiting_report(node: str) -> selection.Choice:
     """No variant for a node whose hardware the operator does not know: labels alone could pick
     one the node cannot run best (a GPU node without GPU labels would be asked for fp32, then
     moved to fp16 once its agent reports). The node waits, named in worstNodes."""

@@ -29,9 +29,9 @@ class RecordingTransport(FileTransport):
         super().__init__(root)
         self.paths: list[str] = []
 
-    def get(self, path: str, prefix: bytes = b"") -> bytes:
+    def get(self, path: str, prefix: bytes = b"", size: int | None = None) -> bytes:
         self.paths.append(path)
-        return super().get(path, prefix)
+        return super().get(path, prefix, size)
 
 
 def reexport(data: bytes) -> bytes:

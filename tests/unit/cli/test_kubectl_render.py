@@ -146,12 +146,6 @@ def test_a_stalled_deployment_says_why() -> None:
             },
             id="small-memory",
         ),
-        pytest.param(
-            "jetson",
-            "fp16",
-            {"fp32": "Outranked", "int8": "Outranked", "int8-npu": "NoExecutionProvider"},
-            id="labels-only-gpu",
-        ),
     ],
 )
 def test_why_gives_the_choice_and_a_reason_for_every_candidate(
@@ -164,6 +158,14 @@ def test_why_gives_the_choice_and_a_reason_for_every_candidate(
     assert {c.variant: c.reason for c in explained.candidates if not c.chosen} == reasons
     assert all(c.message for c in explained.candidates)
     assert [c.variant for c in explained.candidates if c.chosen] == [variant]
+
+
+def test_why_says_a_node_without_a_hardware_report_waits_as_the_planner_does() -> None:
+    explained = explaining.explain_node(deployment(), RELEASES["2.0"], small_fleet(), "jetson")
+    assert explained is not None
+    assert (explained.variant, explained.reason) == (None, "AwaitingHardwareReport")
+    assert explained.candidates == ()
+    assert "waiting for its agent's hardware report" in explained.message
 
 
 def test_why_counts_memory_claimed_by_higher_priority_deployments() -> None:
@@ -273,8 +275,11 @@ def test_dry_run_plans_the_first_wave_and_gives_every_node_its_reasons() -> None
     assert asked == ["edge-cpu"]  # setNodeCount 1, nodes in name order
     data = whyview.plan_data(run)
     assert data["applied"] is False
-    assert all({c["variant"] for c in n["candidates"]} == VARIANTS for n in data["nodes"])
-    assert data["variants"] == {"fp16": 2, "fp32": 1, "int8": 1, "int8-npu": 1}
+    reported = [n for n in data["nodes"] if n["node"] != "jetson"]  # jetson: labels only
+    assert all({c["variant"] for c in n["candidates"]} == VARIANTS for n in reported)
+    jetson = next(n for n in data["nodes"] if n["node"] == "jetson")
+    assert (jetson["variant"], jetson["reason"]) == (None, "AwaitingHardwareReport")
+    assert data["variants"] == {"fp16": 1, "fp32": 1, "int8": 1, "int8-npu": 1, "(none)": 1}
     out = text(whyview.plan_view(run))
     assert "nothing was applied" in out
     assert "2.0/fp32 (new)" in out

@@ -53,7 +53,8 @@ def test_a_node_without_a_hardware_report_gets_no_variant_and_says_why(
         edgenodes["unreported"] = unreported
     result = plan(edgenodes, labels)
     entry = result.desired["reported"]
-    assert entry is not None and entry.variant == "fp16"
+    assert entry is not None
+    assert entry.variant == "fp16"
     assert result.desired.get("unreported") is None
     (worst,) = result.status.worst_nodes
     assert (worst.node, worst.reason) == ("unreported", "AwaitingHardwareReport")

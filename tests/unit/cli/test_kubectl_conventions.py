@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_rollout.cli import kubectl, listview, watching
 from edge_rollout.cli.formatting import render_text
@@ -118,3 +120,28 @@ def test_impersonation_sends_one_header_per_group() -> None:
     assert inner.headers.getlist("Impersonate-Group") == ["viewers", "ops"]
     assert inner.headers["Accept"] == "application/json"
     assert pool.connection_pool_kw == {"x": 1}
+
+
+PHASES = ["", "Pending", "Progressing", "Paused", "Ready", "Degraded", "RolledBack", "Failed"]
+
+
+@given(
+    phase=st.sampled_from(PHASES),
+    observed=st.integers(min_value=0, max_value=6),
+    target=st.sampled_from(["", "1.0", "2.0"]),
+)
+def test_only_a_settled_current_rollout_ends_the_wait(
+    phase: str, observed: int, target: str
+) -> None:
+    """Exit 0 only for Ready on the spec now in the cluster (generation 3, version 2.0); a stale
+    status or another version's never ends the wait; Pending/Progressing/Paused never do."""
+    found = watching.verdict(
+        deployment(phase=phase, observedGeneration=observed, targetVersion=target)
+    )
+    current = observed >= 3 and target in ("", "2.0")
+    if not current or phase in ("", "Pending", "Progressing", "Paused"):
+        assert found is None
+    else:
+        assert found is not None
+        expected = {"Ready": 0, "Degraded": 3, "Failed": 3, "RolledBack": 4}[phase]
+        assert found.code == expected

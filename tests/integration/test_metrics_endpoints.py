@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,7 +131,7 @@ def series(text: str, metric: str, /, **labels: str) -> list[str]:
     return found
 
 
-def manifest(namespace: str, ep: Endpoints, version: str) -> str:
+def manifest(namespace: str, ep: Endpoints, version: str, **strategy: Any) -> str:
     return json.dumps(
         {
             "apiVersion": "edgerollout.dev/v1alpha1",
@@ -140,7 +141,7 @@ def manifest(namespace: str, ep: Endpoints, version: str) -> str:
                 "model": {"name": "m", "version": version,
                           "store": {"url": f"file://{ep.store}", "publicKey": ep.public_key}},
                 "nodeSelector": {"matchLabels": LABELS},
-                "strategy": {"maxUnavailable": 1, "minReadySeconds": 0},
+                "strategy": {"maxUnavailable": 1, "minReadySeconds": 0, **strategy},
             },
         }
     )  # fmt: skip
@@ -171,10 +172,15 @@ def test_series_follow_a_rollout_and_vanish_with_the_deployment(
     assert f'edge_rollout_agent_model_phase{{model="{model}",phase="Ready"}} 1.0' in agent
     assert "edge_rollout_agent_fetched_bytes_total" in agent
 
-    kubectl("apply", "-f", "-", input=manifest(namespace, endpoints, "2.0"))
-    ready2 = 'phase="Ready",step="0",version="2.0"'
+    kubectl("apply", "-f", "-", input=manifest(namespace, endpoints, "2.0", steps=[{"pause": {}}]))
+    paused = 'phase="Paused",step="0",version="2.0"'
+    text = scrape_until(endpoints.operator, lambda t: any(paused in s for s in info(t, namespace)))
+    assert len(info(text, namespace)) == 1, "the Ready 1.0 labelset is gone"
+    approve = {"spec": {"strategy": {"approved": {"version": "2.0", "throughStep": 64}}}}
+    kubectl("patch", "mdep", "m", "-n", namespace, "--type", "merge", "-p", json.dumps(approve))
+    ready2 = 'phase="Ready",step="1",version="2.0"'
     text = scrape_until(endpoints.operator, lambda t: any(ready2 in s for s in info(t, namespace)))
-    assert len(info(text, namespace)) == 1, "the 1.0 labelset is gone"
+    assert len(info(text, namespace)) == 1, "the Paused labelset is gone"
 
     kubectl("delete", "mdep", "m", "-n", namespace, "--wait=true", "--timeout=60s")
     operator_left = scrape_until(endpoints.operator, lambda t: f'namespace="{namespace}"' not in t)

@@ -1,34 +1,46 @@
-"""`edge-rollout diff N@V1 N@V2`: per variant, chunks and bytes a node fetches vs reuses.
+"""`edge-rollout diff N@V1 N@V2`: per variant, every byte a node holding V1 fetches for V2.
 
-Reads both releases through the verifying reader and prints `content.diffing.diff_manifests`, with
-and without deltas. Bytes include the manifest: whole without deltas, as the manifest delta against
-the held one (when the store has it) with. Must not modify the store.
+Reads both releases through the verifying reader, sizes what the agent downloads (manifest or
+manifest delta, its signature, golden vectors, chunks, tensor and gap deltas) with
+`content.fetchplan`, and prints a table or, with `-o json`, `fetchBytes` and its breakdown.
+Also the first install (from nothing). Must not modify the store.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from edge_rollout.api.manifest import Manifest
-from edge_rollout.api.release import VariantEntry
-from edge_rollout.content import diffing
-from edge_rollout.store import keys
+from edge_rollout.api.release import Release, VariantEntry
+from edge_rollout.content import fetchplan
+from edge_rollout.store import codec, keys
 from edge_rollout.store.errors import NotFoundError, StoreError
-from edge_rollout.store.reader import StoreReader
+from edge_rollout.store.reader import StoreReader, index_path
 from edge_rollout.store.transport import open_transport
+
+LEGEND = """\
+fetch: bytes an agent holding OLD downloads for NEW (HTTP bodies, as stored): the manifest delta
+  (or whole manifest), its .sig, golden vectors it does not hold, chunks, tensor and gap deltas.
+first install: the same from nothing (whole manifest, .sig, golden vectors, every chunk).
+chunks only: the fetch when deltas are off (Delivery delta: Off).
+The release index and its .sig are read by the operator, not by agents: listed apart.
+-o json gives the breakdown of each figure."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("diff", help="bytes to fetch vs reuse between two releases")
+    p = subparsers.add_parser("diff", help="bytes an agent fetches for an update, by kind")
     p.add_argument("old", help="MODEL@VERSION a node holds")
     p.add_argument("new", help="MODEL@VERSION it updates to")
     p.add_argument("--store", required=True, help="store directory or URL")
     p.add_argument("--public-key", required=True, type=Path, help="public key file")
     p.add_argument("--variant", default=None, help="only this variant")
+    p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.set_defaults(handler=run)
 
 
@@ -43,10 +55,89 @@ def _manifest_cost(reader: StoreReader, entry: VariantEntry, held: Manifest | No
     """Bytes of the wanted manifest for a node holding `held`: its manifest delta, else whole."""
     if held is None:
         return entry.manifest_size
+    if codec.sha256_hex(codec.canonical_json(held)) == entry.manifest_digest.removeprefix(
+        "sha256:"
+    ):
+        return 0
     try:
         return len(reader.fetch_manifest_delta(entry.manifest_digest, held))
     except NotFoundError:
         return entry.manifest_size
+
+
+def _size(reader: StoreReader, path: str) -> int:
+    return len(reader.transport.get(path))
+
+
+def _cost(
+    reader: StoreReader, entry: VariantEntry, held: Manifest | None, wanted: Manifest, deltas: bool
+) -> fetchplan.FetchCost:
+    sig = _size(reader, codec.signature_path(entry.manifest_digest.removeprefix("sha256:")))
+    manifest = _manifest_cost(reader, entry, held if deltas else None)
+    _, cost = fetchplan.plan(
+        held,
+        wanted,
+        manifest_bytes=manifest,
+        signature_bytes=sig,
+        held_golden=frozenset(fetchplan.held_golden(held)),
+        deltas=deltas,
+    )
+    return cost
+
+
+def _variant(
+    reader: StoreReader, old: Release, new: Release, entry: VariantEntry
+) -> dict[str, Any]:
+    _, wanted = reader.fetch_variant(new, entry.name)
+    held = reader.fetch_variant(old, entry.name)[1] if old.variant(entry.name) else None
+    update = _cost(reader, entry, held, wanted, deltas=True)
+    plain = _cost(reader, entry, held, wanted, deltas=False)
+    first = _cost(reader, entry, None, wanted, deltas=True)
+    return {
+        "variant": entry.name,
+        "held": held is not None,
+        "fetchBytes": update.total,
+        "breakdown": update.as_json(),
+        "chunkDownloads": update.chunk_count,
+        "withoutDeltas": {"fetchBytes": plain.total, "breakdown": plain.as_json()},
+        "firstInstall": {"fetchBytes": first.total, "breakdown": first.as_json()},
+    }
+
+
+def _index_bytes(reader: StoreReader, release: Release) -> int:
+    path = index_path(release.model, release.version)
+    return _size(reader, path) + _size(reader, path + ".sig")
+
+
+def report(reader: StoreReader, old_ref: str, new_ref: str, variant: str | None) -> dict[str, Any]:
+    """The `-o json` document: per variant, the update, without deltas and from nothing."""
+    old, new = (reader.fetch_release(*_split(r)) for r in (old_ref, new_ref))
+    rows = [_variant(reader, old, new, e) for e in new.variants if variant in (None, e.name)]
+    return {
+        "from": old_ref,
+        "to": new_ref,
+        "variants": rows,
+        "operatorIndexBytes": _index_bytes(reader, new),
+    }
+
+
+def _table(doc: dict[str, Any]) -> Table:
+    columns = ["variant", "fetch", "manifest+sig", "golden", "chunks", "deltas", "chunks only"]
+    table = Table(*columns, "first install", "ratio", title=f"{doc['from']} -> {doc['to']}")
+    for v in doc["variants"]:
+        b, first = v["breakdown"], v["firstInstall"]["fetchBytes"]
+        table.add_row(
+            v["variant"],
+            f"{v['fetchBytes']:,}",
+            f"{b['manifest'] + b['manifestSignature']:,}",
+            f"{b['goldenVectors']:,}",
+            f"{b['chunks']:,} ({v['chunkDownloads']})",
+            f"{b['tensorDeltas'] + b['gapDeltas']:,}",
+            f"{v['withoutDeltas']['fetchBytes']:,}",
+            f"{first:,}",
+            f"{v['fetchBytes'] / max(first, 1):.1%}",
+        )
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,36 +145,15 @@ def run(args: argparse.Namespace) -> int:
         reader = StoreReader(
             open_transport(args.store), keys.load_public_key(args.public_key.read_text())
         )
-        old, new = (reader.fetch_release(*_split(r)) for r in (args.old, args.new))
-        table = Table(
-            "variant",
-            "chunks reused",
-            "fetch (chunks only)",
-            "fetch (with deltas)",
-            "deltas",
-            "full download",
-            "ratio",
-        )
-        for entry in new.variants:
-            if args.variant and entry.name != args.variant:
-                continue
-            _, wanted = reader.fetch_variant(new, entry.name)
-            held = reader.fetch_variant(old, entry.name)[1] if old.variant(entry.name) else None
-            plain = diffing.diff_manifests(held, wanted, deltas=False)
-            best = diffing.diff_manifests(held, wanted)
-            full = entry.download_bytes + entry.manifest_size
-            fetch = best.fetch_bytes + _manifest_cost(reader, entry, held)
-            table.add_row(
-                entry.name,
-                f"{best.chunks_reused}/{best.chunks_total}",
-                f"{plain.fetch_bytes + entry.manifest_size:,}",
-                f"{fetch:,}",
-                str(len(best.deltas)),
-                f"{full:,}",
-                f"{fetch / max(full, 1):.1%}",
-            )
+        doc = report(reader, args.old, args.new, args.variant)
     except StoreError as exc:
         print(f"error: {exc}")
         return 1
-    Console().print(table)
+    if args.output == "json":
+        print(json.dumps(doc, indent=2))
+        return 0
+    console = Console()
+    console.print(_table(doc))
+    console.print(f"release index + .sig (read by the operator): {doc['operatorIndexBytes']:,}")
+    console.print(LEGEND)
     return 0

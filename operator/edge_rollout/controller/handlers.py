@@ -151,6 +151,12 @@ def reconcile(
     )
     deployment = planning.Deployment(key, generation, md.spec, current_status)
     plan = planning.plan_rollout(deployment, releases, fleet, now)
+    if status_core.carries_decision(current_status, plan.status):
+        # Persist the decision before acting on it: a crash between the two writes leaves a
+        # status the next plan re-derives the same entries from (issue 14.8).
+        decided = write.status_patch(body.get("status") or {}, plan.status)
+        write.write_status(_objects_api(), namespace, name, decided)
+        write.crash_point(current_status, plan.status)
     failed = write.apply_entries(
         _objects_api(), key, write.changed_entries(key, plan, current_edgenodes), logger
     )

@@ -4,7 +4,8 @@ No decisions here: everything written comes from `core.planning.Plan`. Entries a
 few writer threads shared by all deployments (`EDGE_ROLLOUT_WRITERS`, default 4): each entry is
 its own server-side apply, so their order does not matter, and a few in flight keep the
 apiserver busy without flooding it. A refused entry is returned (node -> error), never raised,
-so the rest of the plan and its status are still written.
+so the rest of the plan and its status are still written. A plan that carries a decision
+(core.status.carries_decision) has its status written first, then its entries.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from edge_rollout.api.common import GROUP, VERSION
 from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeploymentStatus
 from edge_rollout.controller import metrics
@@ -80,6 +82,16 @@ def status_patch(current: Mapping[str, Any], nxt: ModelDeploymentStatus) -> dict
     return new if new != old else {}
 
 
+def write_status(api: Any, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """Patch the ModelDeployment's status now, not when the handler returns: a plan that decides
+    something (an abort, a rollback target, a new stable version, a step) is persisted before
+    the EdgeNode entries that act on it. A refusal raises, and no entry is written."""
+    if status:
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "modeldeployments", name, {"status": dict(status)}
+        )
+
+
 def post_events(body: kopf.Body, events: tuple[planning.Event, ...]) -> None:
     """Post each event on `body` and log it (a Warning event as a warning), one line each."""
     for event in events:
@@ -88,6 +100,20 @@ def post_events(body: kopf.Body, events: tuple[planning.Event, ...]) -> None:
         extra = logrecords.object_extra(body)
         log.log(level, "event %s %s: %s", event.type, event.reason, event.message, extra=extra)
         metrics.EVENTS.labels(event.reason).inc()
+
+
+CRASH_AFTER = "EDGE_ROLLOUT_TEST_CRASH_AFTER"
+"""Fault-injection seam for tests, inert unless set: `abort-decided` makes the operator exit at
+once (os._exit, as a SIGKILL would) right after the status write of a plan that decides an abort,
+before its EdgeNode entries are written (tests/integration/test_decisions_survive_crash.py)."""
+
+
+def crash_point(current: ModelDeploymentStatus, nxt: ModelDeploymentStatus) -> None:
+    """Exit here when the test seam asks for it and this plan decides an abort."""
+    if os.environ.get(CRASH_AFTER) == "abort-decided" and nxt.abort_reason != current.abort_reason:
+        log.warning("%s=abort-decided: exiting between the two writes", CRASH_AFTER)
+        logging.shutdown()
+        os._exit(137)
 
 
 def record_counts(namespace: str, name: str, status: ModelDeploymentStatus) -> None:

@@ -101,3 +101,27 @@ def _failures_message(failures: Mapping[str, str]) -> str:
         f"{shown}{more}; the operator writes {which} again on every plan, the rest of the"
         " rollout proceeds"
     )
+
+
+def decision(status: ModelDeploymentStatus) -> tuple[str, str, str, int, str]:
+    """What the planner re-derives the rollout from (planning._rollout_state): target and stable
+    versions, the abort verdict and the step in progress. A change of any of these changes what
+    nodes are asked for, so it is written to status before the EdgeNode entries that act on it."""
+    return (
+        status.target_version,
+        status.stable_version,
+        status.abort_reason,
+        status.current_step_index,
+        status.step_started_at,
+    )
+
+
+def carries_decision(current: ModelDeploymentStatus, nxt: ModelDeploymentStatus) -> bool:
+    """Whether `nxt` decides something `current` does not (then status is written first).
+
+    >>> carries_decision(ModelDeploymentStatus(), ModelDeploymentStatus(abort_reason="x"))
+    True
+    >>> carries_decision(ModelDeploymentStatus(), ModelDeploymentStatus(message="x"))
+    False
+    """
+    return decision(current) != decision(nxt)

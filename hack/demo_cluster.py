@@ -26,7 +26,6 @@ from edge_rollout.testing.cluster_story import (
     install_release,
     prepare_store,
     profiles,
-    wait_until,
     watch,
 )
 from edge_rollout.testing.images import build_images
@@ -69,13 +68,7 @@ def start(cluster: Cluster, clock: Clock) -> None:
 
 def install(workdir: Path, cluster: Cluster, public_key: str, clock: Clock) -> None:
     say("helm install er charts/edge-rollout (store.publicKey from `edge-rollout keygen`)")
-    install_release(cluster, public_key, workdir)
-
-    def reported() -> bool:
-        got = cluster.kubectl("get", "edgenodes", "-o", "name", check=False).stdout
-        return len(got.split()) == cluster.nodes
-
-    wait_until("an EdgeNode from every agent", reported, timeout=120)
+    install_release(cluster, public_key, workdir)  # waits for every agent's EdgeNode
     print(cluster.kubectl("get", "pods", "-n", RELEASE_NAMESPACE, "-o", "wide").stdout, end="")
     clock.lap("helm install, agents reporting")
 
@@ -157,6 +150,7 @@ def main() -> None:
     prepared = prepare_store(REPO / "build" / "cluster-story", log=echo)
     clock.lap("store (cached)")
     cluster = Cluster(args.workdir / "cluster", nodes=3)
+    cluster.stop()  # what an interrupted earlier run left
     try:
         start(cluster, clock)
         with ClusterStore(cluster, prepared, args.workdir / "nginx") as store:

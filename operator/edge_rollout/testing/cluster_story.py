@@ -241,6 +241,21 @@ def install_release(cluster: Cluster, public_key: str, workdir: Path, chart: Pat
         "install", RELEASE, str(chart), "-n", RELEASE_NAMESPACE, "--create-namespace",
         "-f", str(values), "--wait", "--timeout=4m", timeout=300,
     )  # fmt: skip
+    # helm's --wait lets a DaemonSet's maxUnavailable agents be missing; wait for every one
+    daemonset = f"daemonset/{RELEASE}-edge-rollout-agent"
+    cluster.kubectl(
+        "rollout", "status", daemonset, "-n", RELEASE_NAMESPACE, "--timeout=180s", timeout=200
+    )  # fmt: skip
+    nodes = {node.name for node in cluster.node_list}
+
+    def every_agent_reported() -> bool:
+        items = get(cluster, "edgenodes")["items"]
+        seen = {n["metadata"]["name"] for n in items if n.get("status", {}).get("heartbeatTime")}
+        return seen >= nodes
+
+    wait_until(
+        f"an EdgeNode report from the agent on each of {sorted(nodes)}", every_agent_reported
+    )
 
 
 # --- ModelDeployments -----------------------------------------------------------------------------

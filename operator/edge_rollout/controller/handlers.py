@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import logging
 import os
 import threading
 import time
@@ -24,7 +25,7 @@ from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from edge_rollout.controller import indexing, metrics, write
 from edge_rollout.controller import settings as operator_settings
-from edge_rollout.core import inputs, planning, reports
+from edge_rollout.core import clocks, inputs, planning, reports
 from edge_rollout.core import status as status_core
 from edge_rollout.kube import client as kube_client
 from edge_rollout.kube import failures as kube_failures
@@ -64,8 +65,42 @@ def nodes_index(
 
 @kopf.index(GROUP, VERSION, "edgenodes", id="edgenodes")
 def edgenodes_index(name: str, body: kopf.Body, **_: Any) -> dict[str, EdgeNode]:
-    """Agents' reports are untrusted: an unusable status is kept as ReportInvalid (core/reports)."""
-    return {name: reports.read_edgenode(body, dt.datetime.now(dt.UTC))}
+    """Agents' reports are untrusted: an unusable status is kept as ReportInvalid (core/reports);
+    a usable one is moved onto the operator's clock (core/clocks), a skewed clock warned about."""
+    now = dt.datetime.now(dt.UTC)
+    edgenode = reports.read_edgenode(body, now)
+    seen = _heartbeat_seen(name, edgenode.status.heartbeat_time, now)
+    _warn_skew(body, name, clocks.skew_warning(name, clocks.skew(edgenode, seen)))
+    return {name: clocks.on_operator_clock(edgenode, seen)}
+
+
+_HEARTBEATS: dict[str, tuple[str, dt.datetime]] = {}
+"""node -> (its last heartbeatTime, when this operator first saw it): an EdgeNode event that does
+not carry a new heartbeat (a spec write) must not make the node's clock look behind."""
+_SKEWED: dict[str, str] = {}
+"""node -> the ClockSkew warning last posted for it (one Event per change, not per heartbeat)."""
+
+
+def _heartbeat_seen(node: str, heartbeat: str, now: dt.datetime) -> dt.datetime:
+    last = _HEARTBEATS.get(node)
+    if last is not None and last[0] == heartbeat:
+        return last[1]
+    _HEARTBEATS[node] = (heartbeat, now)
+    return now
+
+
+def _warn_skew(body: kopf.Body, node: str, warning: str | None) -> None:
+    """A Warning Event `ClockSkew` on the EdgeNode when its clock goes off by more than
+    clocks.SKEW_WARNING (again when the amount changes by a minute or more), a log line when it
+    is back."""
+    previous = _SKEWED.pop(node, None)
+    if warning is None:
+        if previous is not None:
+            logging.getLogger(__name__).info("edgenode %s: clock back in step", node)
+        return
+    _SKEWED[node] = warning
+    if previous is None or previous.split(";")[0] != warning.split(";")[0]:
+        write.post_events(body, (planning.Event("Warning", "ClockSkew", warning),))
 
 
 @kopf.on.resume(GROUP, VERSION, "modeldeployments", id="modeldeployment_changed")

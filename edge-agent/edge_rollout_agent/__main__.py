@@ -11,10 +11,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from edge_rollout.api.common import parse_duration
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.kube import logrecords
 from edge_rollout.store import keys
@@ -45,11 +46,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4, help="parallel chunk downloads")
     parser.add_argument("--store-timeout", type=float, default=30.0,
                         help="seconds without data before a store request is retried")  # fmt: skip
+    parser.add_argument("--verify-interval", type=_duration, default=timedelta(hours=6),
+                        help="how often kept model files are hashed again in full; a size and "
+                        "mtime check runs every heartbeat (default 6h)")  # fmt: skip
     parser.add_argument("--log-level", type=str.upper, choices=logrecords.LEVELS, default="INFO",
                         help="least severe records to log (default INFO)")  # fmt: skip
     parser.add_argument("--log-format", choices=logrecords.FORMATS, default="text",
                         help="text: a line per record; json: a JSON object per line")  # fmt: skip
     return parser.parse_args(argv)
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return timedelta(seconds=parse_duration(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def source_opener(timeout: float = 30.0) -> Callable[[DesiredModel], ChunkSource]:
@@ -80,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     settings = loop.Settings(node=args.node, data_dir=args.data_dir, profile=args.hardware_profile,
                              heartbeat=args.heartbeat, concurrency=args.concurrency,
+                             verify_interval=args.verify_interval,
                              limits=policy.Limits(max_celsius=args.max_temperature))  # fmt: skip
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edge_rollout.api.manifest import Manifest
 from edge_rollout_agent.policy import Installed
+from edge_rollout_agent.verification import Stamp
 
 MANIFEST_FILE = "manifest.json"
 READ_BLOCK = 1 << 20
@@ -75,6 +76,32 @@ def verify_files(directory: Path, manifest: Manifest) -> None:
         actual = sha256_file(path)
         if actual != entry.digest:
             raise IntegrityError(f"{path}: sha256 {actual}, manifest says {entry.digest}")
+
+
+def stamp(path: Path) -> Stamp | None:
+    """Size, mtime and inode of a file (None when it is gone)."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return Stamp(found.st_size, found.st_mtime_ns, found.st_ino)
+
+
+def stamps(directory: Path, manifest: Manifest) -> dict[str, Stamp | None]:
+    """The stamp of every file of `manifest` in `directory`, by manifest path."""
+    return {entry.path: stamp(directory / entry.path) for entry in manifest.files}
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the regular files under `path` (0 when it is gone)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
 
 
 NAME_LIMIT = 200
@@ -191,11 +218,23 @@ class ModelDir:
         item = _item(manifest)
         write_atomic(assembled / MANIFEST_FILE, manifest.model_dump_json(by_alias=True).encode())
         target = self.path(item)
-        if target.exists():
-            self.remove(item)
+        trash = self.base / f".trash-{dir_name(item)}-{os.getpid()}"
+        if target.exists():  # a repair of the served version: swap in the verified copy
+            os.replace(target, trash)
         os.replace(assembled, target)
         fsync_dir(self.base)
+        shutil.rmtree(trash, ignore_errors=True)
         return item
+
+    def leftovers(self, keep: Path) -> list[Path]:
+        """The agent's own partial work: `.tmp-*` and `.trash-*` directories and staging of
+        other versions (`keep`, the staging of the version being installed, resumes)."""
+        found = []
+        if self.base.is_dir():
+            found += [p for p in self.base.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
+        if self.staging.is_dir():
+            found += [p for p in self.staging.iterdir() if p != keep]
+        return sorted(found)
 
 
 def _item(manifest: Manifest) -> Installed:

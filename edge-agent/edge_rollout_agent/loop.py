@@ -27,10 +27,10 @@ from edge_rollout.api.edgenode import (
     ModelError,
     ModelStatus,
 )
-from edge_rollout.api.manifest import Tolerance
-from edge_rollout_agent import hardware, layout, policy, reporting, runtime, sync
+from edge_rollout.api.manifest import Manifest, Tolerance
+from edge_rollout_agent import hardware, layout, policy, reporting, runtime, sync, verification
 from edge_rollout_agent.fetching import ChunkSource
-from edge_rollout_agent.layout import ModelDir
+from edge_rollout_agent.layout import IntegrityError, ModelDir
 from edge_rollout_agent.metrics import Metrics
 from edge_rollout_agent.policy import Action, Failure, Installed, LocalModel, NodeConditions
 
@@ -65,6 +65,8 @@ class Settings:
     runs: int = 10
     concurrency: int = 4
     progress_interval: float = 2.0
+    verify_interval: timedelta = timedelta(hours=6)
+    """How often every kept file is hashed again in full (a stat check runs every step)."""
 
 
 class Agent:
@@ -99,6 +101,9 @@ class Agent:
         """metadata.generation of the EdgeNode whose spec the agent acts on."""
         self.node_uid: object = None
         """metadata.uid of the EdgeNode last seen."""
+        self.stamps: dict[tuple[str, Installed], dict[str, verification.Stamp]] = {}
+        """What each kept version's files looked like when their sha256 last matched."""
+        self.hashed_at: dict[tuple[str, Installed], datetime] = {}
 
     @property
     def spec_path(self) -> Path:
@@ -216,24 +221,80 @@ class Agent:
         found = [d for d in (from_file, self.deferred_until) if d is not None]
         return max(found) if found else None
 
-    def local_state(self, entry: DesiredModel) -> LocalModel:
+    def local_state(self, entry: DesiredModel, corrupted: str = "") -> LocalModel:
         model_dir = ModelDir(self.settings.data_dir, entry.name)
         return LocalModel(
             current=model_dir.link("current"),
             previous=model_dir.link("previous"),
             kept=model_dir.installed(),
             failure=self.failures.get(entry.name),
+            corrupted=corrupted,
         )
 
-    def reconcile(self, entry: DesiredModel) -> None:
-        """Decide and act for one desired model."""
-        local = self.local_state(entry)
+    # --- re-verifying what is on disk -------------------------------------------------------
+
+    def audit(self, entry: DesiredModel) -> str:
+        """Check every kept version of `entry` (stat every step, sha256 when due); delete kept
+        versions that rotted and return why `current` no longer matches ("" when it does)."""
+        model_dir = ModelDir(self.settings.data_dir, entry.name)
+        current = model_dir.link("current")
+        damaged = ""
+        for manifest, item in list(model_dir.iter_installed()):
+            problem = self.verify(model_dir, manifest, item)
+            if problem and item == current:
+                damaged = problem
+            elif problem:
+                log.warning("%s: kept version %s is Corrupted (%s); deleted, fetched again if "
+                            "needed", entry.name, layout.dir_name(item), problem)  # fmt: skip
+                model_dir.remove(item)
+        if damaged:
+            log.warning("%s: Corrupted: %s; repairing it from the store", entry.name, damaged)
+            self.update(entry.name, phase="Failed", last_error=_corrupted(damaged))
+            self.report(force=False)
+        return damaged
+
+    def verify(self, model_dir: ModelDir, manifest: Manifest, item: Installed) -> str:
+        """Why one version no longer matches its manifest, or "" (and its stamps recorded)."""
+        key = (model_dir.name, item)
+        recorded = self.stamps.get(key)
+        kind = verification.check_due(self.hashed_at.get(key), recorded is not None,
+                                      self.clock(), self.settings.verify_interval)  # fmt: skip
+        changed = None
+        if kind == "stat" and recorded is not None:
+            seen = layout.stamps(model_dir.path(item), manifest)
+            changed = verification.first_difference(recorded, seen)
+            if changed is None:
+                return ""
+        try:
+            layout.verify_files(model_dir.path(item), manifest)
+        except IntegrityError as exc:
+            self.stamps.pop(key, None)
+            self.hashed_at.pop(key, None)
+            return f"{exc}" + (f" ({changed[0]}: {changed[1]})" if changed else "")
+        self.record(model_dir, item)
+        return ""
+
+    def record(self, model_dir: ModelDir, item: Installed) -> None:
+        """Remember a version just verified in full (its stamps and when)."""
+        manifest = model_dir.manifest(item)
+        if manifest is None:
+            return
+        seen = layout.stamps(model_dir.path(item), manifest)
+        self.stamps[(model_dir.name, item)] = {k: v for k, v in seen.items() if v is not None}
+        self.hashed_at[(model_dir.name, item)] = self.clock()
+
+    # --- acting -----------------------------------------------------------------------------
+
+    def reconcile(self, entry: DesiredModel, again: bool = True) -> None:
+        """Decide and act for one desired model; status always names what `current` serves."""
+        local = self.local_state(entry, self.audit(entry))
+        self.update(entry.name, **_active(local.current))
         action = policy.decide(entry, local, self.conditions(), self.settings.limits, self.clock())
         self.metrics.actions.labels(action.kind, action.reason).inc()
         if action.kind == "Install":
             self.install(entry, action)
         elif action.kind in ("Activate", "Rollback"):
-            self.switch(entry, action)
+            self.switch(entry, action, again)
         else:
             self.settle(entry, action, local)
 
@@ -281,13 +342,20 @@ class Agent:
             self.hardware.execution_providers, runtime.available_providers()
         )
 
-    def switch(self, entry: DesiredModel, action: Action) -> None:
-        """Activate a version kept on disk: no download."""
+    def switch(self, entry: DesiredModel, action: Action, again: bool = True) -> None:
+        """Activate a version kept on disk: no download. A kept version that fails its sha256
+        is deleted and the version downloaded instead, at once."""
         try:
             item = sync.switch(entry, self.settings.data_dir)
         except sync.SyncError as exc:
+            if exc.reason == "Corrupted" and again:
+                log.warning("%s: Corrupted: %s", entry.name, exc)
+                self.update(entry.name, phase="Pending", last_error=_corrupted(str(exc)))
+                self.reconcile(entry, again=False)
+                return
             self.fail(entry, exc.reason, str(exc))
             return
+        self.record(ModelDir(self.settings.data_dir, entry.name), item)
         phase = "RolledBack" if action.kind == "Rollback" else "Ready"
         self.update(
             entry.name,
@@ -319,6 +387,7 @@ class Agent:
             self.fail(entry, exc.reason, str(exc))
             return
         self.failures.pop(entry.name, None)
+        self.record(ModelDir(self.settings.data_dir, entry.name), result.installed)
         self.metrics.bytes_fetched.inc(result.bytes_fetched)
         self.metrics.bytes_reused.inc(result.bytes_reused)
         self.update(
@@ -414,6 +483,10 @@ def _active(item: Installed | None) -> dict[str, object]:
     if item is None:
         return {"active_version": "", "active_variant": ""}
     return {"active_version": item.version, "active_variant": item.variant}
+
+
+def _corrupted(message: str) -> ModelError:
+    return ModelError(reason="Corrupted", message=message[:2000])
 
 
 def _measured(check: runtime.Check) -> dict[str, object]:

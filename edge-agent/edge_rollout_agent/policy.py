@@ -54,6 +54,8 @@ class LocalModel:
     previous: Installed | None = None
     kept: frozenset[Installed] = frozenset()
     failure: Failure | None = None
+    corrupted: str = ""
+    """Why `current` no longer matches its manifest ("" when it does, or was not checked)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,8 @@ def decide(
     at 03:00 with window 01:00-05:00 on an unmetered link -> Install with Full transfer.
     """
     target = Installed(desired.version, desired.variant)
+    if local.current == target and local.corrupted:
+        return _decide_repair(desired, local, node, limits, now, target)
     if local.current == target:
         return Action("Keep", "UpToDate", target=target)
     if is_deferred(node.deferred_until, now):
@@ -232,6 +236,25 @@ def _decide_install(
         return Action("Wait", "TooHot", f"SoC at {node.temperature_celsius} °C (limit "
                       f"{limits.max_celsius} °C)", target)  # fmt: skip
     return _decide_transfer(desired, local, node, target)
+
+
+def _decide_repair(
+    desired: DesiredModel,
+    local: LocalModel,
+    node: NodeConditions,
+    limits: Limits,
+    now: datetime,
+    target: Installed,
+) -> Action:
+    """The served file is damaged: fetch what is damaged again at once (the window does not
+    hold a repair back, backoff and the metered-link policy do)."""
+    held = _held_by_failure(local.failure, target, limits, now)
+    if held is not None:
+        return held
+    action = _decide_transfer(desired, local, node, target)
+    if action.kind != "Install":
+        return action
+    return Action("Install", "Corrupted", local.corrupted, target, transfer=action.transfer)
 
 
 def _held_by_failure(
@@ -271,6 +294,51 @@ def check_fit(
     if memory_bytes > memory_available:
         return f"needs {memory_bytes} bytes of memory, {memory_available} available"
     return None
+
+
+def judge_fit(
+    need_disk: int, need_memory: int, disk: DiskSpace, memory_available: int
+) -> tuple[str, str] | None:
+    """Why a model cannot be installed now, as (reason, message), or None.
+
+    Disk short but the file system large enough: `DiskFull`, transient (space may come back);
+    larger than the whole file system, or not enough memory: `DoesNotFit` (this variant).
+
+    >>> judge_fit(300, 1, DiskSpace("/d", total=1000, free=100, reclaimable=50), 10)[0]
+    'DiskFull'
+    >>> judge_fit(3000, 1, DiskSpace("/d", total=1000, free=100), 10)[0]
+    'DoesNotFit'
+    """
+    if need_disk > disk.total:
+        return "DoesNotFit", (f"needs {need_disk} bytes of disk, more than the {disk.total} "
+                              f"bytes of the file system of {disk.path}")  # fmt: skip
+    if need_disk > disk.free + disk.reclaimable:
+        return "DiskFull", (f"needed {need_disk} bytes, free {disk.free} (+{disk.reclaimable} "
+                            f"reclaimable) on {disk.path}; free space there, the agent retries "
+                            "on its own")  # fmt: skip
+    if need_memory > memory_available:
+        return "DoesNotFit", f"needs {need_memory} bytes of memory, {memory_available} available"
+    return None
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    """The data directory's file system, measured after the agent removed its own leftovers."""
+
+    path: str
+    total: int
+    free: int
+    reclaimable: int = 0
+    """Bytes of kept versions that no rollback needs (deleted before downloading if needed)."""
+
+
+def reclaimable(
+    on_disk: frozenset[Installed], current: Installed | None, keep_version: str, target: Installed
+) -> list[Installed]:
+    """Kept versions an install may delete first: not the one serving (it becomes `previous`),
+    not keepVersion (the operator's rollback target), not the target itself."""
+    keep = {current, target} | {item for item in on_disk if item.version == keep_version}
+    return sorted(item for item in on_disk if item not in keep)
 
 
 def select_garbage(

@@ -9,6 +9,7 @@ into place and activates it. Must not talk to the cluster; reports through a cal
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -116,18 +117,60 @@ def held_manifest(model_dir: ModelDir) -> Manifest | None:
 
 
 def check_fits(
-    manifest: Manifest, env: Environment, reclaimable: int, memory_needed: int = 0
+    manifest: Manifest, env: Environment, disk: policy.DiskSpace, memory_needed: int = 0
 ) -> None:
     """Refuse before downloading anything when disk or memory cannot hold the model.
 
     Memory is the larger of the file size and what the release measured (`memory_needed`, from
-    the operator's entry)."""
+    the operator's entry); disk counts what deleting versions no rollback needs would free."""
     size = sum(f.size for f in manifest.files)
-    problem = policy.check_fit(size * STAGING_OVERHEAD, max(size, memory_needed), env.disk_free,
-                               env.memory_available, reclaimable)  # fmt: skip
+    problem = policy.judge_fit(size * STAGING_OVERHEAD, max(size, memory_needed), disk,
+                               env.memory_available)  # fmt: skip
     if problem:
-        raise SyncError("DoesNotFit", f"{manifest.model} {manifest.version}/{manifest.variant} "
-                        f"{problem}")  # fmt: skip
+        reason, message = problem
+        raise SyncError(reason, f"{manifest.model} {manifest.version}/{manifest.variant}: "
+                        f"{message}")  # fmt: skip
+
+
+def make_room(
+    model_dir: ModelDir, desired: DesiredModel, staging: Path, needed: int, reported_free: int
+) -> policy.DiskSpace:
+    """Remove the agent's own leftovers, then measure the disk (free space is at most what the
+    node reported plus what the leftovers held); delete kept versions no rollback needs when the
+    install would not fit otherwise."""
+    cleaned = 0
+    for path in model_dir.leftovers(keep=staging):
+        cleaned += layout.tree_bytes(path)
+        shutil.rmtree(path, ignore_errors=True)
+    target = Installed(desired.version, desired.variant)
+    spare = policy.reclaimable(model_dir.installed(), model_dir.link("current"),
+                               desired.keep_version, target)  # fmt: skip
+    spare_bytes = sum(layout.tree_bytes(model_dir.path(item)) for item in spare)
+    disk = measure_disk(model_dir.data_dir, spare_bytes, reported_free + cleaned)
+    if needed > disk.free and needed <= disk.free + disk.reclaimable:
+        for item in spare:
+            model_dir.remove(item)
+        disk = measure_disk(model_dir.data_dir, 0, reported_free + cleaned + spare_bytes)
+    return disk
+
+
+def measure_disk(data_dir: Path, reclaimable: int, cap: int | None = None) -> policy.DiskSpace:
+    """The file system of `data_dir` (or of its nearest existing parent) now; free space at most
+    `cap` (what the node's hardware report says)."""
+    where = data_dir
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    usage = shutil.disk_usage(where)
+    free = usage.free if cap is None else min(usage.free, cap)
+    return policy.DiskSpace(str(data_dir), usage.total, free, reclaimable)
+
+
+def disk_full(exc: OSError, data_dir: Path, needed: int) -> SyncError:
+    """ENOSPC as its own transient reason, with the numbers."""
+    free = measure_disk(data_dir, 0).free
+    where = exc.filename or data_dir
+    return SyncError("DiskFull", f"needed {needed} bytes, free {free} on {where} ({exc.strerror});"
+                     " free space there, the agent retries on its own")  # fmt: skip
 
 
 def plan(held: Manifest | None, wanted: Manifest, transfer: Transfer, use_deltas: bool) -> (
@@ -142,14 +185,29 @@ def plan(held: Manifest | None, wanted: Manifest, transfer: Transfer, use_deltas
 def install(
     desired: DesiredModel, env: Environment, transfer: Transfer = "Full", runs: int = 10
 ) -> Result:
-    """Install and activate the desired version; raises SyncError with the reason on failure."""
+    """Install and activate the desired version; raises SyncError with the reason on failure
+    (`DiskFull` with the numbers when the disk runs out on the way)."""
+    needed = [0]
+    try:
+        return _install(desired, env, transfer, runs, needed)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise disk_full(exc, env.data_dir, needed[0]) from exc
+
+
+def _install(
+    desired: DesiredModel, env: Environment, transfer: Transfer, runs: int, needed: list[int]
+) -> Result:
     model_dir = ModelDir(env.data_dir, desired.name)
     use_deltas = desired.delivery.delta != "Off"
-    held = held_manifest(model_dir)
+    held = _delta_base(held_manifest(model_dir), desired)
     manifest = fetch_manifest(env.source, desired, held if use_deltas else None)
-    check_fits(manifest, env, reclaimable=0, memory_needed=desired.memory_bytes)
-    diff = plan(held, manifest, transfer, use_deltas)
     staging = fetching.staging_dir(model_dir, desired.version, desired.variant)
+    needed[0] = sum(f.size for f in manifest.files) * STAGING_OVERHEAD
+    disk = make_room(model_dir, desired, staging, needed[0], env.disk_free)
+    check_fits(manifest, env, disk, memory_needed=desired.memory_bytes)
+    diff = plan(held, manifest, transfer, use_deltas)
     seeds = fetching.seed_index(env.data_dir)
     env.progress.total_bytes = diff.total_bytes
     downloader = _downloader(staging, env)
@@ -162,6 +220,14 @@ def install(
     _activate(model_dir, item)
     shutil.rmtree(staging, ignore_errors=True)
     return Result(item, check, env.progress.bytes_fetched, env.progress.bytes_reused)
+
+
+def _delta_base(held: Manifest | None, desired: DesiredModel) -> Manifest | None:
+    """No delta against the version being repaired: its own files are what is damaged (its
+    intact chunks are still reused as seeds)."""
+    if held is not None and (held.version, held.variant) == (desired.version, desired.variant):
+        return None
+    return held
 
 
 def _downloader(staging: Path, env: Environment) -> Downloader:
@@ -270,7 +336,7 @@ def _smoke_test(
     tolerance = manifest.golden.tolerance if manifest.golden else Tolerance()
     if manifest.golden is not None and desired.require_test_vectors:
         try:
-            golden = env.source.fetch_golden(manifest)
+            golden = fetching.golden_vectors(env.source, manifest, env.data_dir)
         except StoreError as exc:
             raise SyncError(fetching.classify(exc), str(exc)) from exc
     env.set_phase("Testing")
@@ -317,8 +383,9 @@ def _activate(model_dir: ModelDir, item: Installed) -> None:
     try:
         model_dir.activate(item)
     except IntegrityError as exc:
-        model_dir.remove(item)
-        raise SyncError("DigestMismatch", str(exc)) from exc
+        if model_dir.link("current") != item:
+            model_dir.remove(item)
+        raise SyncError("Corrupted", f"{exc}; it is fetched from the store again") from exc
 
 
 def switch(desired: DesiredModel, data_dir: Path) -> Installed:

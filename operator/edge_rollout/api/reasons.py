@@ -43,6 +43,8 @@ TRANSIENT = frozenset(
         "NotFound",  # the store lacks an object (a sync in progress); retried
         "ChunkCorrupt",  # a chunk failed its digest; fetched again
         "DeltaMismatch",  # a delta did not rebuild the tensor; the whole chunk is fetched
+        "Corrupted",  # a file on disk no longer matches its digest; repaired from the store
+        "DiskFull",  # no space left on the data directory; retried when space returns
     }
 )
 """The agent retries these on its own; the progress deadline bounds them."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge_rollout.api.manifest import ChunkRef, GoldenVectors, Manifest
+from edge_rollout.content import golden
 from edge_rollout.store import codec
 from edge_rollout.store.errors import SHORT_READ, NotFoundError, StoreError, VerificationError
 from edge_rollout_agent.layout import ModelDir, all_model_dirs
@@ -182,3 +183,52 @@ class Downloader:
 def staging_dir(model_dir: ModelDir, version: str, variant: str) -> Path:
     """Where chunks of one version/variant are staged until it is assembled."""
     return model_dir.staging / f"{version}-{variant}"
+
+
+def golden_path(data_dir: Path, digest: str) -> Path:
+    """Where the node keeps a golden blob (plain bytes), by digest, shared by all models."""
+    return data_dir / "golden" / "sha256" / digest
+
+
+def golden_vectors(source: ChunkSource, manifest: Manifest, data_dir: Path) -> GoldenVectors | None:
+    """The manifest's golden vectors; each blob read from `<data>/golden` when the node holds it
+    (checked against its digest), else fetched, verified and kept. Then drops the golden blobs
+    that neither this manifest nor any installed version names."""
+    if manifest.golden is None:
+        return None
+    blobs = {r.digest: _golden_blob(source, r, data_dir) for r in manifest.golden.blobs()}
+    _prune_golden(data_dir, set(blobs))
+    try:
+        return golden.load(manifest.golden, blobs)
+    except ValueError as exc:
+        digest = manifest.golden.blobs()[0].digest
+        problem = f"invalid golden vectors: {str(exc).splitlines()[0]}"
+        path = codec.object_path("chunks", digest)
+        fix = "Republish the release with a current edge-rollout"
+        raise VerificationError(path, "schema", problem, fix) from exc
+
+
+def _golden_blob(source: ChunkSource, ref: ChunkRef, data_dir: Path) -> bytes:
+    path = golden_path(data_dir, ref.digest)
+    held = _read_file(path)
+    if held and codec.sha256_hex(held) == ref.digest:
+        return held
+    data = source.fetch_chunk(ref)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{ref.digest}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return data
+
+
+def _prune_golden(data_dir: Path, keep: set[str]) -> None:
+    """Remove golden blobs no installed version (nor `keep`) refers to."""
+    folder = golden_path(data_dir, "x").parent
+    if not folder.is_dir():
+        return
+    for model_dir in all_model_dirs(data_dir):
+        for manifest, _ in model_dir.iter_installed():
+            keep.update(r.digest for r in (manifest.golden.blobs() if manifest.golden else []))
+    for path in folder.iterdir():
+        if path.name not in keep:
+            path.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge_rollout.api.common import ApiModel, TextFormat
 
@@ -154,14 +154,32 @@ class Tolerance(ApiModel):
 
 
 class GoldenRef(ApiModel):
-    """Golden input/output vectors for the agent's smoke test, stored as a blob."""
+    """Golden input/output vectors for the agent's smoke test, stored as content-addressed blobs.
 
-    blob: ChunkRef
-    """A `GoldenVectors` JSON document stored like a chunk."""
+    Written as two blobs, `inputs` (shared by every variant and every release whose sample inputs
+    are unchanged) and `outputs`; stores published before hold one `blob` with both."""
+
+    inputs: ChunkRef | None = None
+    """A `GoldenInputs` JSON document stored like a chunk."""
+    outputs: ChunkRef | None = None
+    """A `GoldenOutputs` JSON document stored like a chunk."""
+    blob: ChunkRef | None = None
+    """Older layout: one `GoldenVectors` JSON document with inputs and outputs."""
     cases: int = Field(ge=1, le=16)
-    """Number of input/output cases in the blob."""
+    """Number of input/output cases."""
     tolerance: Tolerance = Field(default_factory=Tolerance)
     """What counts as passing."""
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> GoldenRef:
+        split = self.inputs is not None and self.outputs is not None
+        if split == (self.blob is not None) or (self.inputs is None) != (self.outputs is None):
+            raise ValueError("golden needs either both inputs and outputs, or blob (older stores)")
+        return self
+
+    def blobs(self) -> list[ChunkRef]:
+        """The blobs holding these vectors, inputs first."""
+        return [r for r in (self.inputs, self.outputs, self.blob) if r is not None]
 
 
 class Array(ApiModel):
@@ -182,6 +200,25 @@ class GoldenCase(ApiModel):
     """Feed, by input name."""
     outputs: dict[str, Array]
     """Expected outputs of this variant, by output name."""
+
+
+class GoldenInputs(ApiModel):
+    """The content of a golden `inputs` blob: the feed of each case."""
+
+    format: Literal["edgerollout.dev/golden-inputs/v1"] = "edgerollout.dev/golden-inputs/v1"
+    """Blob format version."""
+    cases: list[dict[str, Array]] = Field(min_length=1, max_length=16)
+    """Feed of each case, by input name."""
+
+
+class GoldenOutputs(ApiModel):
+    """The content of a golden `outputs` blob: a variant's expected outputs for each case."""
+
+    format: Literal["edgerollout.dev/golden-outputs/v1"] = "edgerollout.dev/golden-outputs/v1"
+    """Blob format version."""
+    cases: list[dict[str, Array]] = Field(min_length=1, max_length=16)
+    """Expected outputs of each case, by output name (float16 when that is within a quarter of
+    the tolerance, else the model's own dtype)."""
 
 
 class GoldenVectors(ApiModel):
@@ -222,5 +259,5 @@ class Manifest(ApiModel):
         refs += [d.blob for f in self.files for t in f.tensors for d in t.deltas]
         refs += [d.blob for f in self.files for d in f.gap_deltas]
         if self.golden is not None:
-            refs.append(self.golden.blob)
+            refs += self.golden.blobs()
         return refs

@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--golden-atol", type=float, default=0.05, help="with --golden-from")
     p.add_argument("--golden-min-cosine", type=float, default=0.99, help="with --golden-from")
+    p.add_argument("--golden-budget", type=int, default=None, metavar="BYTES",
+                   help="golden inputs + outputs per variant (default: 5%% of the smallest"
+                   " variant, at least 256 KiB); fewer cases when over, never none")  # fmt: skip
     p.add_argument(
         "--extra-variant",
         action="append",
@@ -126,6 +129,7 @@ def to_request(args: argparse.Namespace) -> request.PublishRequest:
         golden_from=args.golden_from,
         golden_atol=args.golden_atol,
         golden_min_cosine=args.golden_min_cosine,
+        golden_budget=args.golden_budget,
     )
 
 

@@ -66,7 +66,7 @@ def golden_refs(m: Manifest | None) -> list[ChunkRef]:
     """The blobs holding a manifest's golden vectors (none without golden vectors)."""
     if m is None or m.golden is None:
         return []
-    return [m.golden.blob]
+    return m.golden.blobs()
 
 
 def golden_digests(m: Manifest | None) -> list[str]:
@@ -75,10 +75,9 @@ def golden_digests(m: Manifest | None) -> list[str]:
 
 
 def held_golden(held: Manifest | None) -> list[str]:
-    """Golden blobs an agent holding `held` has on disk and reuses by digest: none (it fetches
-    the golden vectors of every version it installs)."""
-    del held
-    return []
+    """Golden blobs an agent holding `held` keeps on disk (`<data>/golden/sha256/<hex>`) and
+    reuses by digest: those of `held`."""
+    return golden_digests(held)
 
 
 def plan(

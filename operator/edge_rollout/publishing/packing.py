@@ -7,7 +7,6 @@ Must not sign or make a release visible (that is `DirectoryStore.publish`, last)
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,18 +14,15 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_rollout.api.manifest import (
-    Array,
     ChunkRef,
     FileEntry,
     GapDelta,
-    GoldenCase,
     GoldenRef,
-    GoldenVectors,
     TensorDelta,
     TensorRange,
     Tolerance,
 )
-from edge_rollout.content import chunking, delta, diffing, placement
+from edge_rollout.content import chunking, delta, diffing, golden, placement
 from edge_rollout.store import codec
 from edge_rollout.store.writer import DirectoryStore
 
@@ -156,15 +152,6 @@ def best_delta(
     return best
 
 
-def _array(value: npt.NDArray[np.generic]) -> Array:
-    le = value.astype(value.dtype.newbyteorder("<"), copy=False)
-    return Array(
-        dtype=str(value.dtype),
-        shape=list(value.shape),
-        data=base64.b64encode(np.ascontiguousarray(le).tobytes()).decode(),
-    )
-
-
 def tolerance_for(
     precision: str, outputs: Sequence[Mapping[str, npt.NDArray[np.generic]]]
 ) -> Tolerance:
@@ -189,14 +176,17 @@ def pack_golden(
     precision: str,
     inputs: Sequence[Mapping[str, npt.NDArray[np.generic]]],
     outputs: Sequence[Mapping[str, npt.NDArray[np.generic]]],
+    budget: int = golden.BUDGET_FLOOR,
 ) -> GoldenRef:
-    """Store golden input/output vectors for the agent's smoke test."""
-    cases = [
-        GoldenCase(
-            inputs={k: _array(v) for k, v in i.items()},
-            outputs={k: _array(v) for k, v in o.items()},
-        )
-        for i, o in zip(inputs, outputs, strict=True)
-    ]
-    blob = store.put_blob(codec.canonical_json(GoldenVectors(cases=cases)))
-    return GoldenRef(blob=blob, cases=len(cases), tolerance=tolerance_for(precision, outputs))
+    """Store golden vectors for the agent's smoke test: as many leading cases as fit `budget`
+    (at least one), inputs and compacted outputs in two content-addressed blobs."""
+    tolerance = tolerance_for(precision, outputs)
+    sizes = [golden.case_bytes(i, o, tolerance) for i, o in zip(inputs, outputs, strict=True)]
+    n = golden.cases_within(sizes, budget)
+    feeds, expected = golden.split(inputs[:n], outputs[:n], tolerance)
+    return GoldenRef(
+        inputs=store.put_blob(codec.canonical_json(feeds)),
+        outputs=store.put_blob(codec.canonical_json(expected)),
+        cases=n,
+        tolerance=tolerance,
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 from edge_rollout.api.manifest import FileEntry, GoldenRef, Manifest, Tolerance
 from edge_rollout.api.release import Measurements, Release, Requirements, VariantEntry
+from edge_rollout.content import golden
 from edge_rollout.publishing import building, measuring, onnxmodel, packing
 from edge_rollout.publishing.request import SILENT, Progress, PublishRequest
 from edge_rollout.store import assembly, codec, keys
@@ -42,7 +43,9 @@ def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
     with tempfile.TemporaryDirectory() as tmp:
         built = building.build_variants(req, model, Path(tmp), progress)
     base = _base_release(store, key, req)
-    entries = [_pack_variant(store, key, req, b, built[0], base, progress) for b in built]
+    smallest = min(sum(len(d) for d in b.files.values()) for b in built)
+    budget = req.golden_budget if req.golden_budget is not None else golden.budget(smallest)
+    entries = [_pack_variant(store, key, req, b, built[0], base, progress, budget) for b in built]
     release = Release(
         model=req.name,
         version=req.version,
@@ -119,12 +122,11 @@ def _carried_golden(
     earlier = reader.fetch_release(req.name, earlier_version)
     name = variant if earlier.variant(variant) else earlier.variants[0].name
     _, manifest = reader.fetch_variant(earlier, name)
-    vectors = reader.fetch_golden(manifest)
-    if vectors is None:
+    if manifest.golden is None:
         raise ValueError(f"{req.name}@{earlier_version} variant {name} has no golden vectors")
-    blob = store.put_blob(codec.canonical_json(vectors))
+    reader.fetch_golden(manifest)  # verified and readable: its blobs are reused by digest
     tolerance = Tolerance(rtol=0.0, atol=req.golden_atol, min_cosine=req.golden_min_cosine)
-    return GoldenRef(blob=blob, cases=len(vectors.cases), tolerance=tolerance)
+    return manifest.golden.model_copy(update={"tolerance": tolerance})
 
 
 def _pack_files(
@@ -148,12 +150,13 @@ def _pack_variant(
     ref: building.Built,
     base: Release | None,
     progress: Progress,
+    golden_budget: int,
 ) -> VariantEntry:
     files = _pack_files(store, b, _held_bases(store, key, base, b.name), progress)
     golden = (
         _carried_golden(store, key, req, b.name, req.golden_from)
         if req.golden_from
-        else _own_golden(store, b)
+        else _own_golden(store, b, golden_budget)
     )
     manifest = Manifest(
         model=req.name,
@@ -177,11 +180,12 @@ def _pack_variant(
     )
 
 
-def _own_golden(store: DirectoryStore, b: building.Built) -> GoldenRef | None:
-    """This variant's own outputs on 2 samples; none when it could not be run here."""
+def _own_golden(store: DirectoryStore, b: building.Built, budget: int) -> GoldenRef | None:
+    """This variant's own outputs on up to 2 samples, as many as fit `budget` (at least one);
+    none when it could not be run here."""
     if b.measured is None:
         return None
-    return packing.pack_golden(store, b.precision, b.inputs[:2], b.measured.outputs[:2])
+    return packing.pack_golden(store, b.precision, b.inputs[:2], b.measured.outputs[:2], budget)
 
 
 def _requirements(b: building.Built) -> Requirements:

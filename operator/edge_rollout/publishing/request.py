@@ -92,6 +92,9 @@ class PublishRequest:
     golden_from: str | None = None
     golden_atol: float = 0.05
     golden_min_cosine: float = 0.99
+    golden_budget: int | None = None
+    """Plain bytes of golden inputs + outputs per variant; None: `content.golden.budget` of the
+    smallest variant file (5% of it, at least 256 KiB). Over it, fewer cases (never zero)."""
 
     def check(self) -> None:
         """`ValueError` naming the field and the fix when the request cannot be published."""

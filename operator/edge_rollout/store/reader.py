@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_rollout.api.manifest import ChunkRef, GoldenVectors, Manifest
 from edge_rollout.api.release import Release, VariantEntry
+from edge_rollout.content import golden
 from edge_rollout.store import codec, keys
 from edge_rollout.store.errors import NotFoundError, StoreError, VerificationError
 from edge_rollout.store.transport import Transport, open_transport
@@ -212,14 +213,26 @@ class StoreReader:
         path = codec.object_path("chunks", hex_digest)
         return self._fetch_verified(path, hex_digest, ref.size, prefix, ref.stored)
 
-    def fetch_golden(self, manifest: Manifest) -> GoldenVectors | None:
-        """The smoke-test vectors of a variant, if it has any."""
+    def fetch_golden(
+        self, manifest: Manifest, fetch: Callable[[ChunkRef], bytes] | None = None
+    ) -> GoldenVectors | None:
+        """The smoke-test vectors of a variant, if it has any (either blob layout).
+
+        `fetch` gets each verified blob instead of `fetch_chunk` (an agent's cache by digest)."""
         if manifest.golden is None:
             return None
-        data = self.fetch_chunk(manifest.golden.blob)
-        return self._parse(
-            GoldenVectors, data, codec.object_path("chunks", manifest.golden.blob.digest)
-        )
+        get = fetch or self.fetch_chunk
+        blobs = {r.digest: get(r) for r in manifest.golden.blobs()}
+        try:
+            return golden.load(manifest.golden, blobs)
+        except ValueError as exc:
+            first = manifest.golden.blobs()[0]
+            raise VerificationError(
+                self._where(codec.object_path("chunks", first.digest)),
+                "schema",
+                f"invalid golden vectors: {str(exc).splitlines()[0]}",
+                "The blob is malformed or from a newer format; upgrade or republish",
+            ) from exc
 
     def _fetch_verified(
         self,

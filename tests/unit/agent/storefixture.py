@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_rollout.api.manifest import GoldenRef, GoldenVectors, Manifest, Tolerance
+from edge_rollout.api.manifest import (
+    GoldenInputs,
+    GoldenOutputs,
+    GoldenRef,
+    GoldenVectors,
+    Manifest,
+    Tolerance,
+)
 from edge_rollout.api.release import Measurements, Release, VariantEntry
 from edge_rollout.content import chunking
 from edge_rollout.publishing import packing
@@ -51,8 +58,11 @@ class ScratchStore:
         entry = packing.pack_file(self.store, "model.onnx", data, spans, base, params=PARAMS)
         golden_ref = None
         if golden is not None:
-            blob = self.store.put_blob(codec.canonical_json(golden))
-            golden_ref = GoldenRef(blob=blob, cases=len(golden.cases), tolerance=Tolerance())
+            inputs = GoldenInputs(cases=[c.inputs for c in golden.cases])
+            outputs = GoldenOutputs(cases=[c.outputs for c in golden.cases])
+            golden_ref = GoldenRef(inputs=self.store.put_blob(codec.canonical_json(inputs)),
+                                   outputs=self.store.put_blob(codec.canonical_json(outputs)),
+                                   cases=len(golden.cases), tolerance=Tolerance())  # fmt: skip
         manifest = Manifest(model=model, version=version, variant=variant, golden=golden_ref,
                             files=[entry])  # fmt: skip
         digest, _ = self.store.put_manifest(manifest)

@@ -10,7 +10,7 @@ import pytest
 
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.manifest import Manifest
-from edge_rollout.content import chunking
+from edge_rollout.content import chunking, fetchplan
 from edge_rollout.store import codec
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport
@@ -98,7 +98,8 @@ def test_without_a_held_version_the_deltas_are_ignored(
     _, m2, _, v2 = reexported
     counting = CountingSource(store.reader())
     install(store, m2, tmp_path, counting)
-    assert set(counting.fetched) == {c.digest for c in m2.files[0].chunks}
+    golden = set(fetchplan.golden_digests(m2))  # a first install fetches its golden blobs
+    assert set(counting.fetched) == {c.digest for c in m2.files[0].chunks} | golden
     current = ModelDir(tmp_path / "data", "ns/dep").base / "current" / "model.onnx"
     assert current.read_bytes() == v2
 

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from edge_rollout.api.manifest import GoldenCase, Tolerance
 from edge_rollout.content import golden
-from edge_rollout.publishing.packing import _array
+from edge_rollout.content.golden import encode_array as _array
 
 EXPECTED = np.array([[0.1, 0.7, 0.2]], dtype=np.float32)
 CASE = GoldenCase(

@@ -8,9 +8,12 @@ Must not hold business rules (those are in policy, sync and reporting).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -79,19 +82,27 @@ class Agent:
         open_source: Callable[[DesiredModel], ChunkSource],
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utcnow,
+        ticks: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
         self.open_source = open_source
         self.metrics = metrics or Metrics()
         self.clock = clock
+        """The wall clock: the times the agent reports, update windows, defer times."""
+        self.ticks = ticks or (time.monotonic if clock is utcnow else _ticks_of(clock))
+        """Seconds on a clock that never jumps (time.monotonic): heartbeats and throttling are
+        scheduled on it, so a wall-clock step back does not stop them (a fake `clock` given
+        without `ticks` drives both, for tests)."""
+        self.wall_offset = self._wall_offset()
         self.spec = load_spec(self.spec_path)
         self.models: dict[str, ModelStatus] = {}
         self.failures: dict[str, Failure] = {}
         self.hot = False
         self.deferred_until: datetime | None = None
         self.sent: EdgeNodeStatus | None = None
-        self.last_patch = datetime.min.replace(tzinfo=UTC)
+        self.last_patch = -math.inf
+        """`ticks()` at the last status patch."""
         self.connected = False
         self.wake = threading.Event()
         self.lock = threading.Lock()
@@ -178,6 +189,7 @@ class Agent:
 
     def step(self) -> None:
         """One pass: observe, decide and act for each desired model, then report."""
+        self.follow_clock_jumps()
         self.hardware = hardware.discover_with_profile(
             self.settings.data_dir, self.settings.profile
         )
@@ -451,7 +463,26 @@ class Agent:
     # --- reporting ------------------------------------------------------------------------
 
     def heartbeat_due(self) -> bool:
-        return self.clock() - self.last_patch >= timedelta(seconds=self.settings.heartbeat)
+        return self.ticks() - self.last_patch >= self.settings.heartbeat
+
+    def _wall_offset(self) -> datetime:
+        """The wall time at ticks() == 0: it moves only when the wall clock jumps."""
+        return self.clock() - timedelta(seconds=self.ticks())
+
+    def follow_clock_jumps(self) -> None:
+        """When the wall clock jumps (an NTP step, a hand set), move the times that backoff and
+        re-verification are measured from by as much: waits last what they say in elapsed time
+        (the policy compares them with the wall clock, which update windows need)."""
+        offset = self._wall_offset()
+        jump, self.wall_offset = offset - self.wall_offset, offset
+        if abs(jump) < timedelta(seconds=1):
+            return
+        log.warning("wall clock jumped %+.0f s; backoff and re-verification keep their elapsed "
+                    "time", jump.total_seconds())  # fmt: skip
+        self.failures = {
+            k: dataclasses.replace(f, at=f.at + jump) for k, f in self.failures.items()
+        }
+        self.hashed_at = {k: at + jump for k, at in self.hashed_at.items()}
 
     def report(self, force: bool, throttle: bool = False) -> None:
         """Patch status when it changed (throttled while downloading) or a heartbeat is due."""
@@ -465,7 +496,8 @@ class Agent:
             AGENT_VERSION,
             self.generation,
         )
-        recent = now - self.last_patch < timedelta(seconds=self.settings.progress_interval)
+        tick = self.ticks()
+        recent = tick - self.last_patch < self.settings.progress_interval
         if not force and (not reporting.differs(status, self.sent) or (throttle and recent)):
             return
         try:
@@ -474,7 +506,7 @@ class Agent:
             self.set_connected(False)
             log.warning("cannot report status (%s); serving on and retrying", exc)
             return
-        self.sent, self.last_patch = status, now
+        self.sent, self.last_patch = status, tick
         self.set_connected(True)
         self.metrics.heartbeat.set(now.timestamp())
 
@@ -492,6 +524,10 @@ def _corrupted(message: str) -> ModelError:
 def _measured(check: runtime.Check) -> dict[str, object]:
     latency = LatencySummary(p50_ms=round(check.p50_ms, 3), p95_ms=round(check.p95_ms, 3))
     return {"latency": latency, "memory_bytes": check.memory_bytes}
+
+
+def _ticks_of(clock: Callable[[], datetime]) -> Callable[[], float]:
+    return lambda: clock().timestamp()
 
 
 def load_spec(path: Path) -> EdgeNodeSpec:

@@ -93,7 +93,8 @@ def test_a_byte_flipped_in_the_served_file_is_repaired_also_across_a_restart(
 
 
 def _reason(kubectl: Kubectl, node: str) -> str:
-    return ((model_status(kubectl, node, "ns/dep") or {}).get("lastError") or {}).get("reason", "")
+    error = (model_status(kubectl, node, "ns/dep") or {}).get("lastError") or {}
+    return str(error.get("reason", ""))
 
 
 def test_rollback_onto_a_rotted_kept_version_downloads_it_and_never_lies(

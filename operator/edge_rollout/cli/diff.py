@@ -34,7 +34,7 @@ The release index and its .sig are read by the operator, not by agents: listed a
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("diff", help="bytes an agent fetches for an update, by kind")
+    p = subparsers.add_parser("diff", help="bytes to fetch vs reuse between two releases")
     p.add_argument("old", help="MODEL@VERSION a node holds")
     p.add_argument("new", help="MODEL@VERSION it updates to")
     p.add_argument("--store", required=True, help="store directory or URL")

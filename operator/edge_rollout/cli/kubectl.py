@@ -236,7 +236,8 @@ def promote(args: argparse.Namespace) -> int:
 
 
 def abort(args: argparse.Namespace) -> int:
-    return _patch(args, lambda md: steering.abort_patch(md, args.rollback), "aborted")
+    verb = "rolling back to the stable version" if args.rollback else steering.PAUSE_ONLY
+    return _patch(args, lambda md: steering.abort_patch(md, args.rollback), verb)
 
 
 def _patch(

@@ -14,6 +14,11 @@ FULL_PROMOTION_STEP = 64
 """`throughStep` that passes every pause (steps are limited to 64)."""
 
 
+PAUSE_ONLY = "paused, NOT rolled back (abort without --rollback only pauses)"
+"""What `abort` without --rollback says it did: Argo Rollouts' abort returns to stable, this one
+does not."""
+
+
 class SteeringError(Exception):
     """The requested change does not apply to this ModelDeployment; the message says why."""
 

@@ -25,10 +25,17 @@ import pytest
 from edge_rollout.testing.controlplane import ControlPlane
 from edge_rollout_agent.layout import ModelDir, sha256_file
 from tests.integration import store_fixtures
-from tests.integration.agent_fixtures import AgentProcess, model_status, set_models, wait_for
+from tests.integration.agent_fixtures import (
+    AgentProcess,
+    edgenode,
+    model_status,
+    set_models,
+    wait_for,
+)
 from tests.integration.test_agent import phase_is, publish
 from tests.integration.test_agent_resilience import start_agent
 from tests.support import Kubectl
+from tests.unit.agent.models import golden_for, linear_model, random_weights
 from tests.unit.agent.storefixture import ScratchStore
 
 nginx = store_fixtures.nginx
@@ -204,9 +211,7 @@ def test_a_full_disk_is_disk_full_with_numbers_and_recovers_when_space_returns(
     v1 = publish(store, tmp_path, "1.0", 256, 0.0) | {"storeUrl": nginx.url}
     v2 = publish(store, tmp_path, "2.0", 256, 0.5) | {"storeUrl": nginx.url}
     with agent_on_tmpfs(control_plane, tmp_path, "4m") as (agent, proc, data):
-        wait_for("EdgeNode", lambda: model_status(kubectl, agent.node, "x") is None
-                 and (kubectl("get", "edgenode", agent.node, check=False).returncode == 0),
-                 log=agent.log)  # fmt: skip
+        wait_for("EdgeNode", lambda: edgenode(kubectl, agent.node), log=agent.log)
         set_models(kubectl, agent.node, [v1])
         wait_for("v1 Ready", phase_is(kubectl, agent.node, "Ready", "1.0"), 120, log=agent.log)
         filler = fill(data, leave=64 << 10)
@@ -229,3 +234,34 @@ def test_a_full_disk_is_disk_full_with_numbers_and_recovers_when_space_returns(
 def _with_reason(kubectl: Kubectl, node: str, reason: str) -> dict[str, Any] | None:
     status = model_status(kubectl, node, "ns/dep") or {}
     return status if (status.get("lastError") or {}).get("reason") == reason else None
+
+
+def test_enospc_while_downloading_is_disk_full_and_resumes_when_space_returns(
+    control_plane: ControlPlane, kubectl: Kubectl, nginx: store_fixtures.Nginx, tmp_path: Path
+) -> None:
+    """The disk fills up after the fit check passed (another writer on the node): the write that
+    fails is `DiskFull` naming the file, not `agent step failed`; freed, it resumes."""
+    store = ScratchStore(nginx.root)
+    v1 = publish(store, tmp_path, "1.0", 256, 0.0) | {"storeUrl": nginx.url}
+    weights, bias = random_weights(512, 512, seed=1)  # nothing in common with 1.0: all fetched
+    data2 = linear_model(tmp_path / "2.0.onnx", weights, bias)
+    m2 = store.publish(data2, "2.0", golden=golden_for(weights, bias))
+    v2 = store.desired(m2, storeUrl=nginx.url, delivery={"maxBandwidth": "150k"})
+    with agent_on_tmpfs(control_plane, tmp_path, "6m") as (agent, proc, data):
+        wait_for("EdgeNode", lambda: edgenode(kubectl, agent.node), log=agent.log)
+        set_models(kubectl, agent.node, [v1])
+        wait_for("v1 Ready", phase_is(kubectl, agent.node, "Ready", "1.0"), 120, log=agent.log)
+        set_models(kubectl, agent.node, [v2])
+        wait_for("Downloading", lambda: (model_status(kubectl, agent.node, "ns/dep") or {})
+                 .get("phase") == "Downloading", 60, log=agent.log)  # fmt: skip
+        filler = fill(data, leave=0)
+        full = wait_for("DiskFull", lambda: _with_reason(kubectl, agent.node, "DiskFull"), 60,
+                        log=agent.log)  # fmt: skip
+        assert "No space left on device" in full["lastError"]["message"]
+        assert full["activeVersion"] == "1.0"
+        assert "agent step failed" not in agent.log.read_text()
+        filler.unlink()
+        wait_for("v2 Ready once space returned", phase_is(kubectl, agent.node, "Ready", "2.0"),
+                 120, log=agent.log)  # fmt: skip
+        assert proc.poll() is None, "the agent was not restarted"
+        assert intact(data, "2.0")

@@ -308,7 +308,7 @@ def build_world(node_count: int, deployment_count: int) -> World:
     """The fleet after every deployment installed 1.0, with every third one rolling out 2.0."""
     names = [f"edge-{i:05d}" for i in range(node_count)]
     nodes = {
-        name: inputs.NodeInfo(node_labels_for(i), hardware_for(i).memory_bytes)
+        name: inputs.NodeInfo(node_labels_for(i), hardware_for(i).memory_bytes or 0)
         for i, name in enumerate(names)
     }
     hardware = {name: hardware_for(i) for i, name in enumerate(names)}

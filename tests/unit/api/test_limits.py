@@ -29,7 +29,8 @@ def largest(schema: dict[str, Any]) -> Any:
         return max(schema["enum"], key=len)
     if kind == "string" or schema.get("x-kubernetes-int-or-string"):
         return "x" * schema["maxLength"]
-    return {"integer": 1 << 62, "number": 1e300, "boolean": True}[kind]
+    scalars: dict[str, Any] = {"integer": 1 << 62, "number": 1e300, "boolean": True}
+    return scalars[str(kind)]
 
 
 def small(selector: dict[str, Any]) -> None:
@@ -44,7 +45,7 @@ def small(selector: dict[str, Any]) -> None:
 def largest_spec() -> dict[str, Any]:
     crd = render_crds()[0]
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    spec = largest(schema)
+    spec: dict[str, Any] = largest(schema)
     for pin in spec["selection"]["pins"]:
         small(pin["nodeSelector"])
     small(spec["strategy"]["canarySelector"])

@@ -7,9 +7,11 @@ endpoint and the loop, and stops cleanly on SIGTERM/SIGINT. Must not hold agent 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -80,6 +82,19 @@ def source_opener(timeout: float = 30.0) -> Callable[[DesiredModel], ChunkSource
     return open_source
 
 
+CLOCK_OFFSET = "EDGE_ROLLOUT_AGENT_TEST_CLOCK_OFFSET_SECONDS"
+"""Test seam, inert unless set: the agent's wall clock (the times it reports, update windows)
+runs this many seconds off, as on a node whose clock is wrong (tests/integration/
+test_clock_skew.py). Heartbeats and backoff are scheduled on time.monotonic either way."""
+
+
+def wall_clock() -> Callable[[], datetime]:
+    offset = timedelta(seconds=float(os.environ.get(CLOCK_OFFSET) or 0))
+    if not offset:
+        return loop.utcnow
+    return lambda: loop.utcnow() + offset
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logrecords.configure(args.log_level, args.log_format, {"kind": "EdgeNode", "name": args.node})
@@ -102,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
               "kubeconfig, or run in a Pod with a ServiceAccount", file=sys.stderr)  # fmt: skip
         return 2
     metrics = Metrics()
-    agent = loop.Agent(settings, api, source_opener(args.store_timeout), metrics)
+    agent = loop.Agent(settings, api, source_opener(args.store_timeout), metrics,
+                       clock=wall_clock(), ticks=time.monotonic)  # fmt: skip
     stop = threading.Event()
     endpoint = _start_endpoint(args, metrics, agent, stop)
 

@@ -1,0 +1,107 @@
+"""A real agent whose clock runs 40 minutes behind (issue 14.5), the operator and the apiserver.
+
+The agent's wall clock is moved by the test seam EDGE_ROLLOUT_AGENT_TEST_CLOCK_OFFSET_SECONDS, so
+every time it reports (heartbeatTime, readySince) is 40 minutes old. minReadySeconds must still
+hold the node for its full soak on the operator's clock, and the operator must post a ClockSkew
+Warning Event on the EdgeNode.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+
+from edge_rollout.testing.controlplane import ControlPlane
+from tests.integration import fleet_support
+from tests.integration.agent_fixtures import AgentProcess, model_status
+from tests.integration.reporter import delete_nodes
+from tests.integration.store_fixtures import build_mlp
+from tests.support import Kubectl
+
+CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
+NODE = f"skewed-{random.randrange(10**5):05d}"
+LABEL = "edgerollout.dev/test-fleet"
+MIN_READY = 20
+BEHIND = -40 * 60
+operator = fleet_support.operator
+wait_for = fleet_support.wait_for
+
+
+def publish(work: Path) -> tuple[Path, str]:
+    subprocess.run([*CLI, "keygen", str(work / "key")], check=True, capture_output=True)
+    subprocess.run(
+        [*CLI, "publish", str(build_mlp(work / "mlp.onnx", hidden=32)), "--name", "m",
+         "--version", "1.0", "--store", str(work / "store"), "--key", str(work / "key"),
+         "--variants", "fp32", "--runs", "2", "--samples", "2"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return work / "store", (work / "key.pub").read_text()
+
+
+def deployment(namespace: str, store: Path, public_key: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "edgerollout.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "m", "namespace": namespace},
+            "spec": {
+                "model": {
+                    "name": "m",
+                    "version": "1.0",
+                    "store": {"url": f"file://{store}", "publicKey": public_key},
+                },
+                "nodeSelector": {"matchLabels": {LABEL: NODE}},
+                "strategy": {"maxUnavailable": 1, "minReadySeconds": MIN_READY},
+            },
+        }
+    )
+
+
+def succeeded(kubectl: Kubectl, namespace: str) -> int:
+    out = kubectl("get", "mdep", "m", "-n", namespace, "-o", "json").stdout
+    status: dict[str, Any] = json.loads(out).get("status") or {}
+    return int((status.get("counts") or {}).get("succeeded", 0))
+
+
+def test_soak_holds_on_the_operator_clock_for_an_agent_40_minutes_behind(
+    operator: KopfRunner,
+    control_plane: ControlPlane,
+    kubectl: Kubectl,
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, public_key = publish(tmp_path)
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "labels": {LABEL: NODE}}}
+    kubectl("apply", "-f", "-", input=json.dumps(node))
+    monkeypatch.setenv("EDGE_ROLLOUT_AGENT_TEST_CLOCK_OFFSET_SECONDS", str(BEHIND))
+    agent = AgentProcess(NODE, control_plane.kubeconfig, tmp_path / "data", tmp_path / "agent.log")
+    try:
+        with agent:
+            kubectl("apply", "-f", "-", input=deployment(namespace, store, public_key))
+            key = f"{namespace}/m"
+            wait_for(
+                lambda: (model_status(kubectl, NODE, key) or {}).get("phase") == "Ready",
+                what="the agent Ready on 1.0",
+            )
+            ready_at = time.monotonic()
+            wait_for(lambda: succeeded(kubectl, namespace) == 1, what="soaked", timeout=120)
+            soaked_after = time.monotonic() - ready_at
+            events = kubectl(
+                "get", "events", "-A", "--field-selector",
+                f"reason=ClockSkew,involvedObject.name={NODE}", "-o", "json",
+            ).stdout  # fmt: skip
+    finally:
+        delete_nodes([NODE])
+    assert soaked_after >= MIN_READY - 3, f"soaked {soaked_after:.1f} s after Ready"
+    (event,) = json.loads(events)["items"][:1]
+    assert event["type"] == "Warning"
+    assert "40 minutes behind" in event["message"], event["message"]

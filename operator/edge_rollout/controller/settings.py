@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,7 +35,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.networking.request_timeout = 30
     settings.networking.error_backoffs = API_BACKOFFS
     settings.execution.default_backoff = HANDLER_BACKOFF_SECONDS
-    settings.posting.level = 20  # INFO and above become Kubernetes Events
+    # Only warnings and errors of the log become Kubernetes Events: the per-node INFO lines (one
+    # per EdgeNode written, 10,000 in a fleet-wide wave) stay in the log; the rollout's own Events
+    # (steps, aborts, fallbacks) are posted by `write.post_events`.
+    settings.posting.level = logging.WARNING
     settings.scanning.disabled = True
     settings.peering.name = "edge-rollout"
 

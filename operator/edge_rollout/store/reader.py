@@ -213,16 +213,11 @@ class StoreReader:
         path = codec.object_path("chunks", hex_digest)
         return self._fetch_verified(path, hex_digest, ref.size, prefix, ref.stored)
 
-    def fetch_golden(
-        self, manifest: Manifest, fetch: Callable[[ChunkRef], bytes] | None = None
-    ) -> GoldenVectors | None:
-        """The smoke-test vectors of a variant, if it has any (either blob layout).
-
-        `fetch` gets each verified blob instead of `fetch_chunk` (an agent's cache by digest)."""
+    def fetch_golden(self, manifest: Manifest) -> GoldenVectors | None:
+        """The smoke-test vectors of a variant, if it has any (either blob layout)."""
         if manifest.golden is None:
             return None
-        get = fetch or self.fetch_chunk
-        blobs = {r.digest: get(r) for r in manifest.golden.blobs()}
+        blobs = {r.digest: self.fetch_chunk(r) for r in manifest.golden.blobs()}
         try:
             return golden.load(manifest.golden, blobs)
         except ValueError as exc:

@@ -23,7 +23,7 @@ from urllib3.exceptions import ProtocolError
 
 from edge_rollout.kube import client as kube_client
 from edge_rollout.testing.controlplane import ControlPlane, stop_process
-from tests.integration import fleet_support
+from tests.integration import fleet_support, test_operator
 from tests.integration.reporter import ScriptedReporter, delete_nodes, fleet_hardware
 from tests.support import Kubectl
 
@@ -48,24 +48,15 @@ def fleet(crds_installed: None) -> Iterator[ScriptedReporter]:
 
 
 def manifest(namespace: str, store: tuple[Path, str], version: str) -> str:
-    root, public_key = store
-    return json.dumps(
-        {
-            "apiVersion": "edgerollout.dev/v1alpha1",
-            "kind": "ModelDeployment",
-            "metadata": {"name": "m", "namespace": namespace},
-            "spec": {
-                "model": {
-                    "name": "m",
-                    "version": version,
-                    "store": {"url": f"file://{root}", "publicKey": public_key},
-                },
-                "nodeSelector": {"matchLabels": LABELS},
-                "strategy": {"maxUnavailable": 2, "minReadySeconds": 0},
-                "abort": {"criteria": [{"thresholdPercentage": 50, "minNumberOfExecutedNodes": 2}]},
-            },
-        }
-    )
+    """test_operator's ModelDeployment on this module's fleet: 2 nodes at a time, aborted when
+    half of at least 2 finished nodes failed."""
+    document = json.loads(test_operator.manifest(namespace, store, version))
+    document["spec"]["nodeSelector"] = {"matchLabels": LABELS}
+    document["spec"]["strategy"]["maxUnavailable"] = 2
+    document["spec"]["abort"]["criteria"] = [
+        {"thresholdPercentage": 50, "minNumberOfExecutedNodes": 2}
+    ]
+    return json.dumps(document)
 
 
 class SpecWatch:
@@ -121,10 +112,7 @@ def start_operator(plane: ControlPlane, log: Path, **env: str) -> subprocess.Pop
         )
 
 
-def status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
-    out = kubectl("get", "mdep", "m", "-n", namespace, "-o", "json").stdout
-    result: dict[str, Any] = json.loads(out).get("status", {})
-    return result
+status = test_operator.status
 
 
 def test_abort_decided_just_before_a_crash_is_not_forgotten(

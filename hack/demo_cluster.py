@@ -23,6 +23,7 @@ from edge_rollout.testing.cluster_story import (
     Rollout,
     Store,
     Watch,
+    diagnostics,
     install_release,
     prepare_store,
     profiles,
@@ -159,6 +160,7 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\ninterrupted")
     except (TimeoutError, RuntimeError) as error:
+        print(diagnostics(cluster, NAMESPACE), file=sys.stderr)
         sys.exit(f"{error}\nlogs: {cluster.logs}")
     finally:
         say("Stopping the cluster (every process, mount, cgroup and namespace)")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from edge_rollout.api import manifest as manifest_api
 from edge_rollout.api.manifest import ChunkRef, GoldenVectors, Manifest
-from edge_rollout.content import golden
 from edge_rollout.store import codec
 from edge_rollout.store.errors import SHORT_READ, NotFoundError, StoreError, VerificationError
 from edge_rollout_agent.layout import ModelDir, all_model_dirs
@@ -199,7 +199,7 @@ def golden_vectors(source: ChunkSource, manifest: Manifest, data_dir: Path) -> G
     blobs = {r.digest: _golden_blob(source, r, data_dir) for r in manifest.golden.blobs()}
     _prune_golden(data_dir, set(blobs))
     try:
-        return golden.load(manifest.golden, blobs)
+        return manifest_api.load_golden(manifest.golden, blobs)
     except ValueError as exc:
         digest = manifest.golden.blobs()[0].digest
         problem = f"invalid golden vectors: {str(exc).splitlines()[0]}"

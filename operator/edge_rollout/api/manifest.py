@@ -7,6 +7,7 @@ hashing, no compression (see `edge_rollout.store.codec` for that).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -228,6 +229,31 @@ class GoldenVectors(ApiModel):
     """Blob format version."""
     cases: list[GoldenCase] = Field(min_length=1, max_length=16)
     """The cases."""
+
+
+def join_golden(inputs: GoldenInputs, outputs: GoldenOutputs) -> GoldenVectors:
+    """The cases of an inputs and an outputs blob, paired in order."""
+    if len(inputs.cases) != len(outputs.cases):
+        raise ValueError(
+            f"golden inputs have {len(inputs.cases)} cases, outputs {len(outputs.cases)}"
+        )
+    pairs = zip(inputs.cases, outputs.cases, strict=True)
+    return GoldenVectors(cases=[GoldenCase(inputs=i, outputs=o) for i, o in pairs])
+
+
+def load_golden(ref: GoldenRef, blobs: Mapping[str, bytes]) -> GoldenVectors:
+    """The vectors `ref` names from the plain (verified) bytes of its blobs, by digest.
+
+    Reads both layouts: `inputs` + `outputs`, and the older single `blob`. Raises pydantic's
+    ValidationError (a ValueError) on a malformed blob. Pure pydantic, no numpy: the operator
+    reads manifests without it."""
+    if ref.blob is not None:
+        return GoldenVectors.model_validate_json(blobs[ref.blob.digest])
+    inputs, outputs = ref.blobs()  # the validator ensures exactly these two
+    return join_golden(
+        GoldenInputs.model_validate_json(blobs[inputs.digest]),
+        GoldenOutputs.model_validate_json(blobs[outputs.digest]),
+    )
 
 
 class Manifest(ApiModel):

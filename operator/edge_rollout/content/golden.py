@@ -20,8 +20,6 @@ from edge_rollout.api.manifest import (
     GoldenCase,
     GoldenInputs,
     GoldenOutputs,
-    GoldenRef,
-    GoldenVectors,
     Tolerance,
 )
 
@@ -167,25 +165,3 @@ def split(
     feeds = [{k: encode_array(v) for k, v in i.items()} for i in inputs]
     expected = [{k: encode_array(compact(v, tol)) for k, v in o.items()} for o in outputs]
     return GoldenInputs(cases=feeds), GoldenOutputs(cases=expected)
-
-
-def join(inputs: GoldenInputs, outputs: GoldenOutputs) -> GoldenVectors:
-    """The cases of an inputs and an outputs blob, paired in order."""
-    if len(inputs.cases) != len(outputs.cases):
-        raise ValueError(
-            f"golden inputs have {len(inputs.cases)} cases, outputs {len(outputs.cases)}"
-        )
-    pairs = zip(inputs.cases, outputs.cases, strict=True)
-    return GoldenVectors(cases=[GoldenCase(inputs=i, outputs=o) for i, o in pairs])
-
-
-def load(ref: GoldenRef, blobs: Mapping[str, bytes]) -> GoldenVectors:
-    """The vectors `ref` names from the plain (verified) bytes of its blobs, by digest.
-
-    Reads both layouts: `inputs` + `outputs`, and the older single `blob`. Raises pydantic's
-    ValidationError (a ValueError) on a malformed blob."""
-    if ref.blob is not None:
-        return GoldenVectors.model_validate_json(blobs[ref.blob.digest])
-    inputs, outputs = ref.blobs()  # the validator ensures exactly these two
-    return join(GoldenInputs.model_validate_json(blobs[inputs.digest]),
-                GoldenOutputs.model_validate_json(blobs[outputs.digest]))  # fmt: skip

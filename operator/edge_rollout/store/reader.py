@@ -16,9 +16,9 @@ from typing import TypeVar
 import pydantic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge_rollout.api import manifest as manifest_api
 from edge_rollout.api.manifest import ChunkRef, GoldenVectors, Manifest
 from edge_rollout.api.release import Release, VariantEntry
-from edge_rollout.content import golden
 from edge_rollout.store import codec, keys
 from edge_rollout.store.errors import NotFoundError, StoreError, VerificationError
 from edge_rollout.store.transport import Transport, open_transport
@@ -219,7 +219,7 @@ class StoreReader:
             return None
         blobs = {r.digest: self.fetch_chunk(r) for r in manifest.golden.blobs()}
         try:
-            return golden.load(manifest.golden, blobs)
+            return manifest_api.load_golden(manifest.golden, blobs)
         except ValueError as exc:
             first = manifest.golden.blobs()[0]
             raise VerificationError(

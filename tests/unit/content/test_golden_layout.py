@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from edge_rollout.api import manifest as manifest_api
 from edge_rollout.api.manifest import ChunkRef, GoldenRef, GoldenVectors, Tolerance
 from edge_rollout.content import golden
 from edge_rollout.store import codec
@@ -48,18 +49,18 @@ def test_split_and_join_round_trip_and_inputs_are_shared() -> None:
     blobs = {codec.sha256_hex(d): d for d in map(codec.canonical_json, (ins_a, outs_a))}
     gref = GoldenRef(inputs=ref(codec.canonical_json(ins_a)),
                      outputs=ref(codec.canonical_json(outs_a)), cases=1)  # fmt: skip
-    (case,) = golden.load(gref, blobs).cases
+    (case,) = manifest_api.load_golden(gref, blobs).cases
     assert golden.feed(case)["x"].tolist() == feeds[0]["x"].tolist()
     assert golden.mismatches(a[0], case, FP32) == []
     assert golden.mismatches(b[0], case, FP32) != []
 
 
 def test_a_store_published_before_reads_as_one_blob() -> None:
-    case = golden.join(*golden.split([{"x": np.ones(2, np.float32)}],
+    case = manifest_api.join_golden(*golden.split([{"x": np.ones(2, np.float32)}],
                                      [{"y": np.ones(2, np.float32)}], FP32)).cases[0]  # fmt: skip
     data = codec.canonical_json(GoldenVectors(cases=[case]))
     gref = GoldenRef.model_validate({"blob": ref(data).model_dump(by_alias=True), "cases": 1})
-    assert golden.load(gref, {ref(data).digest: data}).cases == [case]
+    assert manifest_api.load_golden(gref, {ref(data).digest: data}).cases == [case]
 
 
 def test_a_golden_ref_needs_one_layout() -> None:

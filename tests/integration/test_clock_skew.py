@@ -1,9 +1,10 @@
-"""A real agent whose clock runs 40 minutes behind (issue 14.5), the operator and the apiserver.
+"""Real agents whose clocks run 40 minutes behind or 5 minutes ahead (issue 14.5), the operator
+and the apiserver.
 
 The agent's wall clock is moved by the test seam EDGE_ROLLOUT_AGENT_TEST_CLOCK_OFFSET_SECONDS, so
-every time it reports (heartbeatTime, readySince) is 40 minutes old. minReadySeconds must still
-hold the node for its full soak on the operator's clock, and the operator must post a ClockSkew
-Warning Event on the EdgeNode.
+every time it reports (heartbeatTime, readySince) is that far off. minReadySeconds must hold the
+node for its full soak on the operator's clock, no less (behind) and no more (ahead), and the
+operator must post a ClockSkew Warning Event on the EdgeNode.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from tests.integration.store_fixtures import build_mlp
 from tests.support import Kubectl
 
 CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
-NODE = f"skewed-{random.randrange(10**5):05d}"
+SUFFIX = f"{random.randrange(10**5):05d}"
 LABEL = "edgerollout.dev/test-fleet"
 MIN_READY = 20
-BEHIND = -40 * 60
+SKEWS = {-40 * 60: "40 minutes behind", 5 * 60: "5 minutes ahead of"}
 operator = fleet_support.operator
 wait_for = fleet_support.wait_for
 
@@ -46,7 +47,7 @@ def publish(work: Path) -> tuple[Path, str]:
     return work / "store", (work / "key.pub").read_text()
 
 
-def deployment(namespace: str, store: Path, public_key: str) -> str:
+def deployment(namespace: str, store: Path, public_key: str, node: str) -> str:
     return json.dumps(
         {
             "apiVersion": "edgerollout.dev/v1alpha1",
@@ -58,7 +59,7 @@ def deployment(namespace: str, store: Path, public_key: str) -> str:
                     "version": "1.0",
                     "store": {"url": f"file://{store}", "publicKey": public_key},
                 },
-                "nodeSelector": {"matchLabels": {LABEL: NODE}},
+                "nodeSelector": {"matchLabels": {LABEL: node}},
                 "strategy": {"maxUnavailable": 1, "minReadySeconds": MIN_READY},
             },
         }
@@ -71,7 +72,9 @@ def succeeded(kubectl: Kubectl, namespace: str) -> int:
     return int((status.get("counts") or {}).get("succeeded", 0))
 
 
-def test_soak_holds_on_the_operator_clock_for_an_agent_40_minutes_behind(
+@pytest.mark.parametrize("offset", sorted(SKEWS))
+def test_soak_lasts_min_ready_seconds_on_the_operator_clock_whatever_the_agent_clock(
+    offset: int,
     operator: KopfRunner,
     control_plane: ControlPlane,
     kubectl: Kubectl,
@@ -80,16 +83,23 @@ def test_soak_holds_on_the_operator_clock_for_an_agent_40_minutes_behind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store, public_key = publish(tmp_path)
-    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "labels": {LABEL: NODE}}}
+    node_name = f"skewed-{SUFFIX}-{offset + 3600}"
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": node_name, "labels": {LABEL: node_name}},
+    }
     kubectl("apply", "-f", "-", input=json.dumps(node))
-    monkeypatch.setenv("EDGE_ROLLOUT_AGENT_TEST_CLOCK_OFFSET_SECONDS", str(BEHIND))
-    agent = AgentProcess(NODE, control_plane.kubeconfig, tmp_path / "data", tmp_path / "agent.log")
+    monkeypatch.setenv("EDGE_ROLLOUT_AGENT_TEST_CLOCK_OFFSET_SECONDS", str(offset))
+    agent = AgentProcess(
+        node_name, control_plane.kubeconfig, tmp_path / "data", tmp_path / "agent.log"
+    )
     try:
         with agent:
-            kubectl("apply", "-f", "-", input=deployment(namespace, store, public_key))
+            kubectl("apply", "-f", "-", input=deployment(namespace, store, public_key, node_name))
             key = f"{namespace}/m"
             wait_for(
-                lambda: (model_status(kubectl, NODE, key) or {}).get("phase") == "Ready",
+                lambda: (model_status(kubectl, node_name, key) or {}).get("phase") == "Ready",
                 what="the agent Ready on 1.0",
             )
             ready_at = time.monotonic()
@@ -97,11 +107,11 @@ def test_soak_holds_on_the_operator_clock_for_an_agent_40_minutes_behind(
             soaked_after = time.monotonic() - ready_at
             events = kubectl(
                 "get", "events", "-A", "--field-selector",
-                f"reason=ClockSkew,involvedObject.name={NODE}", "-o", "json",
+                f"reason=ClockSkew,involvedObject.name={node_name}", "-o", "json",
             ).stdout  # fmt: skip
     finally:
-        delete_nodes([NODE])
-    assert soaked_after >= MIN_READY - 3, f"soaked {soaked_after:.1f} s after Ready"
+        delete_nodes([node_name])
+    assert MIN_READY - 3 <= soaked_after <= MIN_READY + 15, f"soaked {soaked_after:.1f} s"
     (event,) = json.loads(events)["items"][:1]
     assert event["type"] == "Warning"
-    assert "40 minutes behind" in event["message"], event["message"]
+    assert SKEWS[offset] in event["message"], event["message"]

@@ -7,6 +7,7 @@ hack/build-binaries.sh); `crds_installed` applies crds/ and waits until they are
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,13 +52,17 @@ def kubectl(control_plane: ControlPlane) -> Kubectl:
 def crds_installed(kubectl: Kubectl) -> None:
     """crds/ applied server-side and Established."""
     kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/modeldeployments.edgerollout.dev",
-        "crd/edgenodes.edgerollout.dev",
-    )
+    crds = ("crd/modeldeployments.edgerollout.dev", "crd/edgenodes.edgerollout.dev")
+    # Right after the apply a CRD may have no status.conditions yet, and `kubectl wait` then fails
+    # at once ("accessor error: <nil>") instead of waiting: ask again until it waits for real.
+    deadline = time.monotonic() + 60
+    while True:
+        waited = kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds, check=False)
+        if waited.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"CRDs not Established within 60 s:\n{waited.stderr}")
+        time.sleep(0.5)
 
 
 @pytest.fixture

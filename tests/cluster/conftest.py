@@ -1,7 +1,8 @@
 """A real 3-node cluster for the `cluster` tier: kubelets, containerd, the product's images.
 
 `cluster` builds (or reuses) the operator and agent OCI archives, starts the cluster in its own
-network namespace, imports the images into every node and removes everything at the end.
+network namespace, imports the images into every node and removes everything once the tier is
+done (package scope: its ~1.5 GB of daemons do not slow the tiers that run after it).
 """
 
 from __future__ import annotations
@@ -40,19 +41,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(SETUP_SECONDS))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def product_images() -> dict[str, ImageArchive]:
     """build/images/{operator,agent}.oci.tar, rebuilt only when their inputs changed."""
     return build_images(REPO / "build" / "images")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def host_sysctls() -> dict[str, str]:
     """The host's values of what the kubelet would change, and ip_forward, before any node ran."""
     return {key: Path("/proc/sys", key).read_text() for key in HOST_SYSCTLS}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(
     tmp_path_factory: pytest.TempPathFactory,
     product_images: dict[str, ImageArchive],
@@ -73,14 +74,14 @@ def cluster_namespace(cluster: Cluster) -> Iterator[str]:
     cluster.kubectl("delete", "namespace", name, "--wait=false")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prepared_store() -> PreparedStore:
     """magika 1.0.0, 1.1.0 and a broken 1.2.0, signed with a real key (build/cluster-story, cached
     by the publisher's code); the chart's store.publicKey is the key's public half."""
     return prepare_store(REPO / "build" / "cluster-story")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def store(
     cluster: Cluster, prepared_store: PreparedStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Store]:
@@ -89,7 +90,7 @@ def store(
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def installed(
     cluster: Cluster, prepared_store: PreparedStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from edge_rollout.cli import failures
+
 PROG = "edge-rollout"
 DESCRIPTION = "Roll ML models out to edge nodes: publish variants, run the operator."
 N = TypeVar("N")
@@ -119,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int | None] = args.handler
-    sys.exit(handler(args) or 0)
+    sys.exit(failures.run(f"{PROG} {args.command}", lambda: handler(args)))
 
 
 if __name__ == "__main__":

@@ -147,6 +147,9 @@ class Downloader:
     attempts: int = 4
     backoff: float = 0.5
     on_chunk: Callable[[ChunkRef], None] = lambda ref: None
+    between_chunks: Callable[[], None] = lambda: None
+    """Called before each chunk is fetched; what it raises stops the download at that chunk
+    boundary (what is staged stays for the next attempt). sync pauses a closed window so."""
 
     def staged(self, digest: str) -> Path:
         return self.staging / "chunks" / digest
@@ -160,6 +163,7 @@ class Downloader:
 
     def fetch_one(self, ref: ChunkRef) -> None:
         """Fetch and stage one chunk, retrying failures with exponential backoff."""
+        self.between_chunks()
         for attempt in range(self.attempts):
             try:
                 data = self.source.fetch_chunk(ref)

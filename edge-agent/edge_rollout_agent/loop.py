@@ -393,8 +393,11 @@ class Agent:
             progress_percent=0,
         )
         try:
-            env = self.environment(entry)
+            env = self.environment(entry, action)
             result = sync.install(entry, env, action.transfer or "Full", self.settings.runs)
+        except sync.PausedError as paused:
+            self.pause(entry, paused.action)
+            return
         except sync.SyncError as exc:
             self.fail(entry, exc.reason, str(exc))
             return
@@ -414,7 +417,15 @@ class Agent:
         )
         sync.collect_garbage(ModelDir(self.settings.data_dir, entry.name), entry.keep_version)
 
-    def environment(self, entry: DesiredModel) -> sync.Environment:
+    def pause(self, entry: DesiredModel, action: Action) -> None:
+        """The window closed mid-install: Pending with why; staged bytes are reused later."""
+        log.info("%s %s/%s paused: %s: %s", entry.name, entry.version, entry.variant,
+                 action.reason, action.message)  # fmt: skip
+        self.metrics.actions.labels(action.kind, action.reason).inc()
+        error = ModelError(reason=action.reason, message=action.message)
+        self.update(entry.name, phase="Pending", last_error=error)
+
+    def environment(self, entry: DesiredModel, action: Action | None = None) -> sync.Environment:
         try:
             source = self.open_source(entry)
         except Exception as exc:
@@ -428,7 +439,14 @@ class Agent:
             bandwidth=policy.parse_bandwidth(entry.delivery.max_bandwidth),
             concurrency=self.settings.concurrency,
             report=lambda p: self.on_progress(entry.name, p),
+            pause=lambda: self.window_closed(entry, action),
         )
+
+    def window_closed(self, entry: DesiredModel, action: Action | None) -> Action | None:
+        """Asked by an install between chunks and before activation: its window closed?"""
+        if action is None:
+            return None
+        return policy.pause_install(action, entry.window, self.clock(), self.hardware.time_zone)
 
     def on_progress(self, name: str, progress: sync.Progress) -> None:
         self.update(

@@ -138,6 +138,28 @@ def next_window_check(window: Window | None, now: datetime, node_zone: str) -> d
     return probe
 
 
+def outside_window(
+    window: Window | None, now: datetime, node_zone: str, target: Installed | None = None
+) -> Action | None:
+    """Wait/OutsideWindow saying when the window opens again, or None when `now` is in it."""
+    if in_window(window, now, node_zone):
+        return None
+    when = next_window_check(window, now, node_zone)
+    return Action("Wait", "OutsideWindow", f"update window opens at {when.isoformat()}",
+                  target, retry_at=when)  # fmt: skip
+
+
+def pause_install(action: Action, window: Window | None, now: datetime, node_zone: str) -> (
+    Action | None
+):  # fmt: skip
+    """Checked between chunks and right before `current` switches: the Wait that stops an
+    install started by `action` once its window has closed, or None to go on. A repair of a
+    Corrupted served file goes on outside the window."""
+    if action.reason == "Corrupted":
+        return None
+    return outside_window(window, now, node_zone, action.target)
+
+
 # --- network, heat, defer ---------------------------------------------------------------------
 
 _RATE = re.compile(r"^([0-9]+)(k|Ki|M|Mi|G|Gi)?$")
@@ -209,6 +231,9 @@ def decide(
         return Action("Wait", "Deferred", "a local app asked to defer updates", target)
     if target in local.kept:
         kind: ActionKind = "Rollback" if _is_rollback(desired, local, target) else "Activate"
+        closed = outside_window(desired.window, now, node.time_zone, target)
+        if kind == "Activate" and closed is not None:
+            return closed  # a verified version staged on disk waits for its window
         return Action(kind, "OnDisk", "the version is kept on disk: no download", target)
     return _decide_install(desired, local, node, limits, now, target)
 
@@ -228,10 +253,9 @@ def _decide_install(
     held = _held_by_failure(local.failure, target, limits, now)
     if held is not None:
         return held
-    if not in_window(desired.window, now, node.time_zone):
-        when = next_window_check(desired.window, now, node.time_zone)
-        return Action("Wait", "OutsideWindow", f"update window opens at {when.isoformat()}",
-                      target, retry_at=when)  # fmt: skip
+    closed = outside_window(desired.window, now, node.time_zone, target)
+    if closed is not None:
+        return closed
     if is_hot(node.temperature_celsius, node.hot, limits):
         return Action("Wait", "TooHot", f"SoC at {node.temperature_celsius} °C (limit "
                       f"{limits.max_celsius} °C)", target)  # fmt: skip

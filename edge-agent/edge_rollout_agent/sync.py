@@ -40,6 +40,15 @@ class SyncError(Exception):
         self.reason = reason
 
 
+class PausedError(Exception):
+    """An install stopped because `action` (a Wait: its update window closed) says so; what is
+    staged is reused when it goes on."""
+
+    def __init__(self, action: policy.Action) -> None:
+        super().__init__(action.message)
+        self.action = action
+
+
 @dataclass
 class Progress:
     """What an install has done so far (reported as status while it runs)."""
@@ -68,6 +77,9 @@ class Environment:
     concurrency: int = 4
     retry_backoff: float = 0.5
     report: Callable[[Progress], None] = lambda progress: None
+    pause: Callable[[], policy.Action | None] = lambda: None
+    """Asked between chunks and right before `current` switches: a Wait stops the install
+    there (the agent passes policy.pause_install with its clock)."""
     progress: Progress = field(default_factory=Progress)
 
     def set_phase(self, phase: str) -> None:
@@ -216,10 +228,23 @@ def _install(
     _fetch(downloader, unbuilt)
     assembled = _assemble(manifest, seeds, staging, model_dir, env)
     check = _smoke_test(desired, manifest, assembled, env, runs)
+    _check_pause(env, assembled)
     item = model_dir.install(assembled, manifest)
     _activate(model_dir, item)
     shutil.rmtree(staging, ignore_errors=True)
     return Result(item, check, env.progress.bytes_fetched, env.progress.bytes_reused)
+
+
+def _check_pause(env: Environment, assembled: Path | None = None) -> None:
+    """Raise PausedError when the install must stop now. Right before activation the assembled
+    copy goes and the staged chunks stay: the next attempt assembles and tests from them, with
+    no download, once the window is open (`current` never switches outside it)."""
+    action = env.pause()
+    if action is None:
+        return
+    if assembled is not None:
+        shutil.rmtree(assembled, ignore_errors=True)
+    raise PausedError(action)
 
 
 def _delta_base(held: Manifest | None, desired: DesiredModel) -> Manifest | None:
@@ -238,7 +263,7 @@ def _downloader(staging: Path, env: Environment) -> Downloader:
 
     limiter = RateLimiter(env.bandwidth)
     return Downloader(env.source, staging, limiter, env.concurrency, backoff=env.retry_backoff,
-                      on_chunk=on_chunk)  # fmt: skip
+                      on_chunk=on_chunk, between_chunks=lambda: _check_pause(env))  # fmt: skip
 
 
 def _download(

@@ -32,6 +32,7 @@ from edge_rollout.api.edgenode import (
 )
 from edge_rollout.api.manifest import Manifest, Tolerance
 from edge_rollout_agent import hardware, layout, policy, reporting, runtime, sync, verification
+from edge_rollout_agent.apphealth import check_app
 from edge_rollout_agent.fetching import ChunkSource
 from edge_rollout_agent.layout import IntegrityError, ModelDir
 from edge_rollout_agent.metrics import Metrics
@@ -368,6 +369,8 @@ class Agent:
             self.fail(entry, exc.reason, str(exc))
             return
         self.record(ModelDir(self.settings.data_dir, entry.name), item)
+        if action.kind != "Rollback" and self.app_unhealthy(entry):
+            return
         phase = "RolledBack" if action.kind == "Rollback" else "Ready"
         self.update(
             entry.name,
@@ -403,6 +406,8 @@ class Agent:
             return
         self.failures.pop(entry.name, None)
         self.record(ModelDir(self.settings.data_dir, entry.name), result.installed)
+        if self.app_unhealthy(entry):
+            return
         self.metrics.bytes_fetched.inc(result.bytes_fetched)
         self.metrics.bytes_reused.inc(result.bytes_reused)
         self.update(
@@ -447,6 +452,21 @@ class Agent:
         if action is None:
             return None
         return policy.pause_install(action, entry.window, self.clock(), self.hardware.time_zone)
+
+    def app_unhealthy(self, entry: DesiredModel) -> bool:
+        """Run healthGate.appCheck on the version just made current (phase Testing meanwhile);
+        unhealthy: `previous` is current again and the model Failed with AppUnhealthy."""
+        if entry.app_check is None:
+            return False
+        self.update(entry.name, phase="Testing", version=entry.version, variant=entry.variant)
+        self.report(force=False)
+        failed = check_app(entry, ModelDir(self.settings.data_dir, entry.name))
+        if failed is None:
+            return False
+        restored, message = failed
+        self.update(entry.name, **_active(restored))
+        self.fail(entry, "AppUnhealthy", message)
+        return True
 
     def on_progress(self, name: str, progress: sync.Progress) -> None:
         self.update(

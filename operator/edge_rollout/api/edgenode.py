@@ -22,7 +22,7 @@ from edge_rollout.api.common import (
     defaulted,
     x_validations,
 )
-from edge_rollout.api.modeldeployment import AcceleratorClass, Delivery, Window
+from edge_rollout.api.modeldeployment import AcceleratorClass, AppCheck, Delivery, Window
 
 ENTRY_KEY = TextFormat(
     r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
@@ -94,6 +94,8 @@ class DesiredModel(ApiModel):
     """The deployment's healthGate.maxLatencyMs: highest p95 latency on the node (None: none)."""
     min_agreement: float = Field(default=1.0, ge=0.0, le=1.0)
     """The deployment's healthGate.minAgreement: share of test vectors that must agree."""
+    app_check: AppCheck | None = None
+    """The deployment's healthGate.appCheck: the application's check after the switch."""
     memory_bytes: int = Field(default=0, ge=0)
     """Memory the chosen variant needs; other deployments' planners count it when packing."""
     requested_at: str = Field(default="", max_length=64)

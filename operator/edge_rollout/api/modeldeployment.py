@@ -335,6 +335,68 @@ class Strategy(ApiModel):
         return self
 
 
+HTTP_URL = TextFormat(
+    r"^https?://[^ /?#]+(/[^ ]*)?$",
+    "must be an http:// or https:// URL the node itself can reach, like"
+    " http://127.0.0.1:8000/healthz",
+)
+
+
+class HttpGetCheck(ApiModel):
+    """An HTTP GET the agent sends on the node; any 2xx answer is healthy (a Kubernetes
+    httpGet probe, with the whole URL)."""
+
+    url: Annotated[str, HTTP_URL.validator()] = Field(
+        max_length=512, json_schema_extra=x_validations(HTTP_URL.rule())
+    )
+    """URL to GET from the node, usually loopback (the application beside the agent), like
+    `http://127.0.0.1:8000/healthz`; redirects are not followed."""
+
+
+class ExecCheck(ApiModel):
+    """A command the agent runs on the node; exit status 0 is healthy (a Kubernetes exec
+    probe)."""
+
+    command: list[Annotated[str, Field(max_length=256)]] = Field(min_length=1, max_length=8)
+    """argv of the command, run without a shell as the agent's user, like
+    `["/usr/local/bin/app-health", "--model", "resnet"]`."""
+
+
+class AppCheck(ApiModel):
+    """The application's own health on the new version, checked on the node after `current`
+    switches (the commit step of Mender and Greengrass): not healthy within timeoutSeconds, the
+    agent switches back to `previous` and reports AppUnhealthy (release-wide: no other variant is
+    tried)."""
+
+    http_get: HttpGetCheck | None = None
+    """Healthy when a GET of this URL answers 2xx."""
+    exec: ExecCheck | None = None
+    """Healthy when this command exits 0."""
+    timeout_seconds: int = Field(default=30, ge=1, le=3600)
+    """How long the application may take to become healthy on the new version."""
+    period_seconds: int = Field(default=2, ge=1, le=300)
+    """Seconds between attempts (each attempt may take at most this long)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel(
+                "has(self.httpGet) != has(self.exec)",
+                "appCheck needs exactly one of httpGet or exec",
+            )
+        )
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AppCheck:
+        if (self.http_get is None) == (self.exec is None):
+            raise PydanticCustomError(
+                "app_check",
+                "{message}",
+                {"message": "appCheck needs exactly one of httpGet or exec"},
+            )
+        return self
+
+
 class HealthGate(ApiModel):
     """What an agent must prove before a node counts as healthy on the new version."""
 
@@ -350,6 +412,9 @@ class HealthGate(ApiModel):
     """Lowest share (0 to 1) of the golden test vectors whose outputs must agree with the expected
     ones when they run (1, the default: every one); below it, with at least one agreeing, the node
     fails with AgreementBelowGate and the operator tries the next variant."""
+    app_check: AppCheck | None = None
+    """The application's health check the agent runs after switching to the new version; omit
+    for none."""
 
 
 class AbortCriterion(ApiModel):

@@ -32,6 +32,7 @@ RELEASE_WIDE = frozenset(
         "SignatureInvalid",  # the index signature does not verify
         "DigestMismatch",  # the assembled file is not the published one
         "DeltaRequired",  # delivery allows only deltas and the node holds nothing to patch
+        "AppUnhealthy",  # the application failed healthGate.appCheck on the new version
     }
 )
 """Every variant of the release would fail the same way: falling back only downloads more."""

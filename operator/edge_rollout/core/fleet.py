@@ -72,6 +72,7 @@ def desired_entry(
         require_test_vectors=spec.health_gate.require_test_vectors,
         max_latency_ms=spec.health_gate.max_latency_ms,
         min_agreement=spec.health_gate.min_agreement,
+        app_check=spec.health_gate.app_check,
         memory_bytes=choice.memory_bytes,
         requested_at=requested_at,
         excluded_variants=list(excluded),
@@ -102,6 +103,7 @@ def policy_fields(deployment: Deployment) -> dict[str, object]:
         "require_test_vectors": spec.health_gate.require_test_vectors,
         "max_latency_ms": spec.health_gate.max_latency_ms,
         "min_agreement": spec.health_gate.min_agreement,
+        "app_check": spec.health_gate.app_check,
     }
 
 

@@ -9,9 +9,11 @@ events), the variant selection, or the agent's decision on the entry the planner
 
 from __future__ import annotations
 
+import threading
 import typing
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from pydantic import BaseModel
 from edge_rollout.api.edgenode import DesiredModel, ModelStatus
 from edge_rollout.api.modeldeployment import ModelDeploymentSpec
 from edge_rollout.core.conditions import rfc3339
-from edge_rollout_agent import policy, sync
+from edge_rollout_agent import apphealth, policy, sync
 from tests.unit.agent.models import golden_for, linear_model, random_weights
 from tests.unit.agent.storefixture import ScratchStore
 from tests.unit.core.fixtures import MIB, Fleet, fleet, hardware
@@ -197,6 +199,43 @@ def gate(spec: ModelDeploymentSpec, _: Path) -> object:
     return policy.judge_health(policy.Gate.of(entry_of(spec)), measured)
 
 
+class _Health(BaseHTTPRequestHandler):
+    """An application answering 200 on /healthz and 500 elsewhere."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+def app_check(spec: ModelDeploymentSpec, _: Path) -> object:
+    """The agent's appCheck on the planner's entry, against a real HTTP server or command, on a
+    simulated clock (PORT in a URL is the server's port)."""
+    check = entry_of(spec).app_check
+    assert check is not None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        if check.http_get is not None:
+            url = check.http_get.url.replace("PORT", str(server.server_address[1]))
+            check = check.model_copy(update={"http_get": check.http_get.model_copy(
+                update={"url": url})})  # fmt: skip
+        now = [0.0]
+        return apphealth.run_check(
+            check, ticks=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _app(**check: object) -> Patch:
+    return {"healthGate": {"appCheck": {"exec": {"command": ["false"]}, **check}}}
+
+
 def install(spec: ModelDeploymentSpec, tmp: Path) -> object:
     """A real install of a model whose golden vectors belong to another model."""
     store = ScratchStore(tmp / "store")
@@ -317,6 +356,14 @@ CASES: dict[str, tuple[Probe, Patch, Patch]] = {
     "spec.healthGate.maxLatencyMs": (gate, {"healthGate": {"minAgreement": 0.5}},
                                      {"healthGate": {"minAgreement": 0.5, "maxLatencyMs": 5}}),
     "spec.healthGate.minAgreement": (gate, {}, {"healthGate": {"minAgreement": 0.75}}),
+    "spec.healthGate.appCheck.httpGet.url": (
+        app_check, _app(exec=None, httpGet={"url": "http://127.0.0.1:PORT/healthz"}),
+        _app(exec=None, httpGet={"url": "http://127.0.0.1:PORT/broken"})),
+    "spec.healthGate.appCheck.exec.command": (app_check, _app(), _app(exec={"command": ["true"]})),
+    "spec.healthGate.appCheck.timeoutSeconds": (
+        app_check, _app(timeoutSeconds=4), _app(timeoutSeconds=8)),
+    "spec.healthGate.appCheck.periodSeconds": (
+        app_check, _app(timeoutSeconds=4), _app(timeoutSeconds=4, periodSeconds=1)),
     "spec.abort.criteria.failureType": (
         failing_upgrade, {"abort": {"criteria": [{"thresholdPercentage": 30}]}},
         {"abort": {"criteria": [{"thresholdPercentage": 30, "failureType": "TimedOut"}]}}),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -224,7 +225,12 @@ def apiserver_args(bin_dir: Path, workdir: Path, etcd_port: int, port: int) -> l
 
 
 def write_certificates(workdir: Path) -> None:
-    """CA, an admin client cert (group system:masters), the service-account key pair, a token."""
+    """CA, an admin client cert (group system:masters), the service-account key pair, a token.
+
+    Also drops the apiserver's self-generated serving chain of an earlier start in `workdir`: it
+    names that start's addresses (127.0.0.1 for this control plane, 10.250.0.1 in a multi-node
+    cluster), so the next apiserver must make its own."""
+    shutil.rmtree(workdir / "serving", ignore_errors=True)
     ca_key, ca_cert = _self_signed_ca()
     admin_key = _rsa_key()
     admin_cert = _sign(ca_key, ca_cert, admin_key, "admin", "system:masters")

@@ -8,9 +8,11 @@ a `PublishRequest`, reports through `Progress`; must not parse arguments, print 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,19 @@ from edge_rollout.store.writer import DirectoryStore
 MEMORY_MARGIN = 1.25
 
 
+@contextlib.contextmanager
+def quiet_root_logger() -> Iterator[None]:
+    """onnxruntime.quantization logs advice at WARNING on the root logger: only errors while
+    building, and the caller's level back afterwards (a library does not keep global changes)."""
+    root = logging.getLogger()
+    saved = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(saved)
+
+
 def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
     """Build everything, then make the release visible last; returns the published index."""
     req.check()
@@ -39,8 +54,7 @@ def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
     given = building.infer_precision(model)
     wanted = {*building.variant_names(req, given), *(e.name for e in req.extra_variants)}
     _refuse_known_conflict(store, req, given, wanted)
-    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime.quantization logs advice at WARNING
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
         built = building.build_variants(req, model, Path(tmp), progress)
     base = _base_release(store, key, req)
     smallest = min(sum(len(d) for d in b.files.values()) for b in built)

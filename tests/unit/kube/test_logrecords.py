@@ -187,4 +187,5 @@ def test_configure_sends_the_root_logger_to_stderr_at_the_level() -> None:
         assert handler.stream is sys.stderr
         assert isinstance(handler.formatter, logrecords.JsonFormatter)
     finally:
-        root.handlers[:], root.level = saved
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])  # not `root.level = ...`: setLevel clears the loggers' level cache

@@ -102,12 +102,19 @@ def measuring_child(parent: int) -> bool:
     return False
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_measuring_ends_with_one_line(
     tmp_path: Path, small_model: Path, key: Path
 ) -> None:
     store = tmp_path / "store"
-    proc = subprocess.Popen(publish_argv(small_model, store, key), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    # As from a terminal: SIGINT at its default (a shell starts background jobs with it ignored,
+    # and Python then never raises KeyboardInterrupt).
+    argv = publish_argv(small_model, store, key)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while not measuring_child(proc.pid):

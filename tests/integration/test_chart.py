@@ -8,7 +8,6 @@ whose admission policy lets the agent of node n1 write EdgeNode n1 and refuses i
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -544,8 +543,8 @@ def agent_token(kubectl: Kubectl, rel: Release, bound: bool = True) -> str:
 
 
 def token_kubeconfig(plane: ControlPlane, token: str, path: Path) -> Path:
-    ca = base64.b64encode((plane.workdir / "serving" / "apiserver.crt").read_bytes()).decode()
-    cluster = {"server": plane.url, "certificate-authority-data": ca}
+    ca = plane.workdir / "serving" / "apiserver.crt"
+    cluster = {"server": plane.url, "certificate-authority": str(ca)}
     config = {"apiVersion": "v1", "kind": "Config", "current-context": "sa",
               "clusters": [{"name": "c", "cluster": cluster}],
               "users": [{"name": "sa", "user": {"token": token}}],

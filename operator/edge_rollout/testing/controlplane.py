@@ -249,12 +249,10 @@ def write_certificates(workdir: Path) -> None:
 
 
 def write_kubeconfig(workdir: Path, url: str) -> None:
-    """An admin kubeconfig with the certificates embedded (JSON is valid YAML)."""
-    import base64
+    """An admin kubeconfig naming its certificates by absolute path (JSON is valid YAML).
 
-    def b64(name: str) -> str:
-        return base64.b64encode((workdir / name).read_bytes()).decode()
-
+    Paths, not embedded `*-data`: the kubernetes client writes embedded data to temporary
+    files it removes only at a clean exit, so every killed operator or agent left three behind."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -264,7 +262,7 @@ def write_kubeconfig(workdir: Path, url: str) -> None:
                 "name": "edge-rollout",
                 "cluster": {
                     "server": url,
-                    "certificate-authority-data": b64("serving/apiserver.crt"),
+                    "certificate-authority": str(workdir / "serving/apiserver.crt"),
                 },
             }
         ],
@@ -272,8 +270,8 @@ def write_kubeconfig(workdir: Path, url: str) -> None:
             {
                 "name": "admin",
                 "user": {
-                    "client-certificate-data": b64("admin.crt"),
-                    "client-key-data": b64("admin.key"),
+                    "client-certificate": str(workdir / "admin.crt"),
+                    "client-key": str(workdir / "admin.key"),
                 },
             }
         ],

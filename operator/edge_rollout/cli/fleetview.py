@@ -7,7 +7,6 @@ do. It decides nothing; writes are merge patches of `spec` fields and server-sid
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from edge_rollout.cli.explaining import Fleet
 from edge_rollout.core import reports
 from edge_rollout.kube import client as kube_client
 from edge_rollout.kube import nodes as kube_nodes
+from edge_rollout.kube.logrecords import api_status_message
 
 MODELDEPLOYMENTS = "modeldeployments"
 EDGENODES = "edgenodes"
@@ -222,7 +222,4 @@ def _explain(error: Any, what: str) -> str:
 
 
 def _api_message(error: Any) -> str:
-    try:
-        return str(json.loads(error.body).get("message") or error.reason)
-    except (TypeError, ValueError):
-        return str(error.reason)
+    return api_status_message(error) or str(error.reason)

@@ -6,10 +6,10 @@ JSON body; this digs it out so conditions and Events show that, not a dump of he
 
 from __future__ import annotations
 
-import json
-
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
+
+from edge_rollout.kube.logrecords import api_error_line
 
 API_REFUSED = "ApiRequestFailed"
 """The apiserver refused or failed a request of the operator."""
@@ -34,16 +34,4 @@ def describe(error: BaseException) -> tuple[str, str]:
 
 def api_message(error: ApiException) -> str:
     """`HTTP 422 Unprocessable Entity: <the apiserver's message>` (its Status body's message)."""
-    head = f"HTTP {error.status} {error.reason or ''}".strip()
-    detail = _status_message(error.body) or str(error.body or "").strip()
-    return f"{head}: {detail}"[:2000] if detail else head
-
-
-def _status_message(body: object) -> str:
-    if not isinstance(body, str | bytes) or not body:
-        return ""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return ""
-    return str(parsed.get("message", "")) if isinstance(parsed, dict) else ""
+    return f"HTTP {api_error_line(error) or error.status}"[:2000]

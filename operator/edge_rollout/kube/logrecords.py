@@ -49,6 +49,18 @@ def one_line(text: str) -> str:
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def api_status_message(error: BaseException) -> str:
+    """The `message` of the JSON Status body a Kubernetes API error carries; "" when none."""
+    body = getattr(error, "body", None)
+    if not isinstance(body, str | bytes) or not body:
+        return ""
+    try:
+        loaded = json.loads(body)
+    except ValueError:
+        return ""
+    return str(loaded.get("message") or "") if isinstance(loaded, dict) else ""
+
+
 def api_error_line(error: BaseException) -> str | None:
     """`404 Not Found: edgenodes.edgerollout.dev "x" not found` for a Kubernetes API error (an
     exception with an int `status`, a `reason` and a JSON Status `body`); None for others."""
@@ -57,12 +69,7 @@ def api_error_line(error: BaseException) -> str | None:
     if not isinstance(status, int) or not isinstance(reason, str):
         return None
     body = getattr(error, "body", None)
-    message = ""
-    try:
-        loaded = json.loads(body) if isinstance(body, str | bytes) else None
-        message = str(loaded.get("message") or "") if isinstance(loaded, dict) else ""
-    except ValueError:
-        message = one_line(str(body))[:300]
+    message = api_status_message(error) or one_line(str(body or ""))[:300]
     return f"{status} {reason}: {message}" if message else f"{status} {reason}"
 
 

@@ -28,54 +28,11 @@ import yaml
 from edge_rollout.api.release import Release
 from edge_rollout.testing import models
 from edge_rollout.testing.controlplane import ControlPlane, stop_process
+from edge_rollout.testing.hardware import DEMO_PROFILES as PROFILES
 from edge_rollout.testing.nginx import NginxServer
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-GIB = 1 << 30
-PROFILES: dict[str, dict[str, Any]] = {
-    "edge-npu-1": {
-        "name": "hailo-box",
-        "memoryBytes": 4 * GIB,
-        "executionProviders": ["HailoExecutionProvider"],
-        "accelerators": [{"class": "npu", "vendor": "hailo", "model": "Hailo-8"}],
-    },
-    "edge-npu-2": {
-        "name": "rockchip-board",
-        "memoryBytes": 2 * GIB,
-        "arch": "arm64",
-        "executionProviders": ["RknpuExecutionProvider"],
-        "accelerators": [{"class": "npu", "vendor": "rockchip", "model": "RK3588"}],
-    },
-    "edge-gpu-1": {
-        "name": "jetson-orin",
-        "memoryBytes": 16 * GIB,
-        "executionProviders": ["CUDAExecutionProvider"],
-        "accelerators": [
-            {
-                "class": "gpu",
-                "vendor": "nvidia",
-                "model": "Orin",
-                "executionProvider": "CUDAExecutionProvider",
-            }
-        ],
-    },
-    "edge-gpu-2": {
-        "name": "t4-gateway",
-        "memoryBytes": 8 * GIB,
-        "executionProviders": ["CUDAExecutionProvider"],
-        "accelerators": [
-            {
-                "class": "gpu",
-                "vendor": "nvidia",
-                "model": "Tesla T4",
-                "executionProvider": "CUDAExecutionProvider",
-            }
-        ],
-    },
-    "edge-cpu-1": {"name": "x86-kiosk", "memoryBytes": 1 * GIB},
-    "edge-cpu-2": {"name": "arm-camera", "memoryBytes": 2 * GIB, "arch": "arm64"},
-}
 CANARY = "edge-cpu-1"
 
 

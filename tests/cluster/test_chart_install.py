@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from edge_rollout.testing.cluster import Cluster
-from edge_rollout.testing.cluster_node import HARDWARE_PROFILES
+from edge_rollout.testing.hardware import CLUSTER_PROFILES
 
 NAMESPACE = "edge-rollout"
 
@@ -48,9 +48,9 @@ def test_each_agent_reports_its_nodes_hardware(cluster: Cluster, installed: str)
     assert set(reported) == {"node-1", "node-2", "node-3"}, reported
     profiles = {name: hw["profile"] for name, hw in reported.items()}
     assert profiles == {
-        "node-1": HARDWARE_PROFILES["npu"]["name"],
-        "node-2": HARDWARE_PROFILES["gpu"]["name"],
-        "node-3": HARDWARE_PROFILES["cpu"]["name"],
+        "node-1": CLUSTER_PROFILES["npu"]["name"],
+        "node-2": CLUSTER_PROFILES["gpu"]["name"],
+        "node-3": CLUSTER_PROFILES["cpu"]["name"],
     }
     assert reported["node-2"]["accelerators"][0]["class"] == "gpu"
     assert all(hw["cpuCores"] > 0 and hw["arch"] for hw in reported.values())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edge_rollout.testing import cluster_network as network
 from edge_rollout.testing.cluster_images import PAUSE_IMAGE
+from edge_rollout.testing.hardware import CLUSTER_PROFILES
 
 PROFILES = ("npu", "gpu", "cpu")
 """Hardware profile label values, one per node in turn (`edgerollout.dev/profile`)."""
@@ -35,33 +36,9 @@ SHARED_PATHS = (
 )
 """Hard-coded paths each node gets its own copy of (the last two are the chart's hostPaths)."""
 
-GIB = 1024**3
 HARDWARE_PROFILE_PATH = "/etc/edge-rollout/hardware-profile.yaml"
 """Where each node holds its hardware profile (set `agent.hardwareProfile.hostPath` to it)."""
 
-HARDWARE_PROFILES: dict[str, dict[str, object]] = {
-    "npu": {
-        "name": "npu-box",
-        "memoryBytes": 4 * GIB,
-        "executionProviders": ["HailoExecutionProvider"],
-        "accelerators": [{"class": "npu", "vendor": "hailo", "model": "Hailo-8"}],
-    },
-    "gpu": {
-        "name": "gpu-box",
-        "memoryBytes": 16 * GIB,
-        "executionProviders": ["CUDAExecutionProvider"],
-        "accelerators": [
-            {
-                "class": "gpu",
-                "vendor": "nvidia",
-                "model": "Orin",
-                "executionProvider": "CUDAExecutionProvider",
-            }
-        ],
-    },
-    "cpu": {"name": "cpu-box", "memoryBytes": 2 * GIB},
-}
-"""The agent's hardware profile per node profile: the simulated part (docs/agent.md)."""
 
 KUBELET_SYSCTLS = {
     "vm/overcommit_memory": "1",
@@ -132,7 +109,7 @@ def prepare(node: Node) -> None:
     for key, value in KUBELET_SYSCTLS.items():
         (node.dir / "sysctl" / key.replace("/", ".")).write_text(value + "\n")
     profile = node.dir / "mounts" / HARDWARE_PROFILE_PATH.strip("/")
-    profile.write_text(json.dumps(HARDWARE_PROFILES[node.profile], indent=2))  # JSON is YAML
+    profile.write_text(json.dumps(CLUSTER_PROFILES[node.profile], indent=2))  # JSON is YAML
 
 
 def mount_script(node: Node, netns: str) -> str:

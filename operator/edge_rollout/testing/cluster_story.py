@@ -40,7 +40,7 @@ SLOW_RATE = "150k"
 MODEL = "magika"
 VERSIONS = ("1.0.0", "1.1.0", "1.2.0")
 EXPECTED_VARIANT = {"npu": "int8", "gpu": "fp16", "cpu": "int8"}
-"""What `prefer: size` gives each of cluster_node.HARDWARE_PROFILES (the demo's choice)."""
+"""What `prefer: size` gives each of hardware.CLUSTER_PROFILES (the demo's choice)."""
 STORY_REVISION = "1"
 """Raise when release_models() or publish() change what the store holds (the cache key)."""
 

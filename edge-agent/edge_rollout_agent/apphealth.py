@@ -95,8 +95,9 @@ def check_app(entry: DesiredModel, model_dir: ModelDir) -> tuple[Installed | Non
 
 
 def switch_back(model_dir: ModelDir) -> tuple[Installed | None, str]:
-    """Make `previous` current again and delete the refused version (kept on disk, the agent
-    would take it from there again): (what `current` serves now, what happened in words)."""
+    """Make `previous` current again and delete the refused version (it will not be served
+    again, policy holds it by its failure: free its space): (what `current` serves now, what
+    happened in words)."""
     current, previous = model_dir.link("current"), model_dir.link("previous")
     if current is None or previous is None or previous == current:
         return current, "no previous version on the node to switch back to; current kept"

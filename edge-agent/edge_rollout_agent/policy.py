@@ -230,12 +230,28 @@ def decide(
     if is_deferred(node.deferred_until, now):
         return Action("Wait", "Deferred", "a local app asked to defer updates", target)
     if target in local.kept:
-        kind: ActionKind = "Rollback" if _is_rollback(desired, local, target) else "Activate"
-        closed = outside_window(desired.window, now, node.time_zone, target)
-        if kind == "Activate" and closed is not None:
-            return closed  # a verified version staged on disk waits for its window
-        return Action(kind, "OnDisk", "the version is kept on disk: no download", target)
+        return _decide_on_disk(desired, local, node, limits, now, target)
     return _decide_install(desired, local, node, limits, now, target)
+
+
+def _decide_on_disk(
+    desired: DesiredModel,
+    local: LocalModel,
+    node: NodeConditions,
+    limits: Limits,
+    now: datetime,
+    target: Installed,
+) -> Action:
+    """The target is kept on disk: switch to it, unless that very copy failed (held or in
+    backoff like a download would be: AppUnhealthy or a failed load must not loop)."""
+    held = _held_by_failure(local.failure, target, limits, now)
+    if held is not None:
+        return held
+    kind: ActionKind = "Rollback" if _is_rollback(desired, local, target) else "Activate"
+    closed = outside_window(desired.window, now, node.time_zone, target)
+    if kind == "Activate" and closed is not None:
+        return closed  # a verified version staged on disk waits for its window
+    return Action(kind, "OnDisk", "the version is kept on disk: no download", target)
 
 
 def _is_rollback(desired: DesiredModel, local: LocalModel, target: Installed) -> bool:

@@ -194,6 +194,23 @@ def test_permanent_failure_holds_until_the_spec_changes() -> None:
     assert other.kind == "Install"
 
 
+def test_a_kept_copy_that_failed_is_not_switched_to_again() -> None:
+    # AppUnhealthy put 1.0 back; 1.1 stays on disk, and is not re-activated in a loop
+    failed = Installed("1.1", "int8")
+    failure = Failure("1.1", "int8", "AppUnhealthy", attempts=1, at=NOW)
+    local = LocalModel(current=V10, kept=kept(V10, failed), failure=failure)
+    held = policy.decide(desired("1.1"), local, NodeConditions(), LIMITS, NOW + timedelta(1))
+    assert (held.kind, held.reason) == ("Hold", "AppUnhealthy")
+    rollback = policy.decide(desired("1.0"), local, NodeConditions(), LIMITS, NOW)
+    assert rollback.kind == "Keep"
+    transient = Failure("1.1", "int8", "StoreUnreachable", attempts=1, at=NOW)
+    retried = LocalModel(current=V10, kept=kept(V10, failed), failure=transient)
+    waiting = policy.decide(desired("1.1"), retried, NodeConditions(), LIMITS, NOW)
+    assert waiting.reason == "Backoff"
+    later = policy.decide(desired("1.1"), retried, NodeConditions(), LIMITS, NOW + timedelta(1))
+    assert (later.kind, later.reason) == ("Activate", "OnDisk")
+
+
 @given(attempts=st.integers(min_value=1, max_value=100))
 def test_backoff_is_bounded_and_grows(attempts: int) -> None:
     first = Failure("1", "a", "StoreUnreachable", attempts, NOW)

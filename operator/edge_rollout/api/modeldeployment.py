@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from edge_rollout.api.analysis import RUNS_KEPT, Analysis, AnalysisRun
 from edge_rollout.api.common import (
     CONDITIONS_LIST,
     ApiModel,
@@ -317,6 +318,9 @@ class Strategy(ApiModel):
     """A node counts as updated only after it has been Ready on the new version this long."""
     approved: Approval | None = None
     """Pass the pauses of this version's rollout up to a step (a promote, written in spec)."""
+    analysis: Analysis | None = None
+    """Prometheus queries judged after each setNodePercent or setNodeCount step, before the
+    rollout moves on; a failed analysis aborts the rollout. Omit for none."""
 
     model_config = ConfigDict(
         json_schema_extra=x_validations(
@@ -597,6 +601,9 @@ class ModelDeploymentStatus(ApiModel):
     """Bytes taken from files the nodes already held (what deltas saved)."""
     worst_nodes: list[NodeReport] = Field(default_factory=list, max_length=10)
     """Up to ten failing or stuck nodes with reasons."""
+    analysis_runs: list[AnalysisRun] = Field(default_factory=list, max_length=RUNS_KEPT)
+    """The analyses of targetVersion's step boundaries (spec.strategy.analysis), latest last:
+    the query results that let the rollout move on or aborted it."""
     message: str = Field(default="", max_length=4096)
     """Summary for people."""
 

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from edge_rollout.api.common import GROUP, VERSION
 from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
-from edge_rollout.controller import indexing, metrics, write
+from edge_rollout.controller import indexing, metrics, prometheus, write
 from edge_rollout.controller import settings as operator_settings
 from edge_rollout.core import clocks, inputs, planning, reports
 from edge_rollout.core import status as status_core
@@ -185,7 +185,8 @@ def reconcile(
         md.spec.node_selector,
     )
     deployment = planning.Deployment(key, generation, md.spec, current_status)
-    plan = planning.plan_rollout(deployment, releases, fleet, now)
+    readings = prometheus.measure(md.spec, current_status, now)
+    plan = planning.plan_rollout(deployment, releases, fleet, now, readings)
     if status_core.carries_decision(current_status, plan.status):
         # Persist the decision before acting on it: a crash between the two writes leaves a
         # status the next plan re-derives the same entries from (issue 14.8).

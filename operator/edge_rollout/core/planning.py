@@ -19,6 +19,7 @@ from edge_rollout.api.edgenode import DesiredModel, Hardware, ModelStatus
 from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from edge_rollout.api.release import Release
 from edge_rollout.core import abort as abort_rules
+from edge_rollout.core import analysis as analyses
 from edge_rollout.core import fleet, ordering, replanning, reports, selection, specchecks, steps
 from edge_rollout.core import summary as summaries
 from edge_rollout.core.fleet import Event, NodeOutcome
@@ -89,6 +90,7 @@ def plan_rollout(
     releases: Mapping[str, Release],
     nodes: Sequence[NodeInput],
     now: datetime,
+    readings: Sequence[analyses.Reading] = (),
 ) -> Plan:
     """Plan one reconcile of `deployment` over `nodes`.
 
@@ -101,6 +103,8 @@ def plan_rollout(
     after the last step the other 8 follow, 2 at a time. If 1 of those 2 fails and the abort
     criterion is 50% of at least 2 finished nodes, every node is asked back to 1.0 and the status
     says RolledBack until spec.model.version changes.
+
+    `readings` are the query answers of the analysis the rollout waits for (`analysis.due`).
     """
     rollout = _rollout_state(deployment, now)
     chosen, held = reports.hold_invalid(
@@ -110,7 +114,7 @@ def plan_rollout(
     stable = releases.get(rollout.stable)
     planner = NodePlanner(deployment, rollout, target, stable, now)
     judged = replanning.judge(deployment.key, planner, chosen)
-    rollout = _progress(planner, rollout, judged.tally.plus(held))
+    rollout, gated = _progress(planner, rollout, judged.tally.plus(held), readings)
     outcomes, tally = _ask(planner, rollout, chosen.nodes, judged)
     changed = () if outcomes is judged.outcomes else _changed(outcomes, judged.outcomes)
     desired, choices = replanning.patched(
@@ -119,7 +123,10 @@ def plan_rollout(
     desired.update(dict.fromkeys(chosen.removed))
     desired.update((o.node, o.desired) for o in held)
     evidence = (*judged.tally.bad, *held)
-    status, events = summaries.summarize(deployment, rollout, tally.plus(held), evidence, now)
+    status, events = summaries.summarize(
+        deployment, rollout, tally.plus(held), evidence, now, waiting=gated.waiting
+    )
+    status = status.model_copy(update={"analysis_runs": list(gated.runs)})
     status, warned = specchecks.with_warnings(deployment, chosen.nodes, status, now)
     return Plan(desired, status, (*planner.events, *events, *warned), choices)
 
@@ -152,10 +159,18 @@ FINISHED = ("updated", "failed", "unschedulable")
 Failures below the abort threshold do not hold a step back: abort criteria decide."""
 
 
-def _progress(planner: NodePlanner, rollout: Rollout, tally: fleet.Tally) -> Rollout:
-    """Abort if the criteria say so; otherwise move past the steps that are complete."""
+def _progress(
+    planner: NodePlanner,
+    rollout: Rollout,
+    tally: fleet.Tally,
+    readings: Sequence[analyses.Reading],
+) -> tuple[Rollout, analyses.Gated]:
+    """Abort if the criteria say so; otherwise move past the steps that are complete (and whose
+    analysis passed: a failed one aborts)."""
+    runs = planner.deployment.status.analysis_runs
+    kept = analyses.Gated(rollout.progress, tuple(r for r in runs if r.version == rollout.target))
     if rollout.aborted:
-        return rollout
+        return rollout, kept
     spec = planner.spec
     states = tally.states
     failures = [abort_rules.failure_type(o) for o in tally.bad if o.state == "failed"]
@@ -163,18 +178,22 @@ def _progress(planner: NodePlanner, rollout: Rollout, tally: fleet.Tally) -> Rol
     verdict = abort_rules.evaluate_counts(spec.abort, finished, failures, states["updating"])
     if verdict is not None:
         planner.events.append(Event("Warning", "RolloutAborted", verdict))
-        return Rollout(rollout.stable, rollout.target, rollout.progress, verdict)
+        return Rollout(rollout.stable, rollout.target, rollout.progress, verdict), kept
     if spec.paused:
-        return rollout
+        return rollout, kept
     total = tally.total
-    moved = steps.advance(
+    gated = analyses.advance(
         spec.strategy,
         rollout.progress,
         finished=sum(states[state] for state in FINISHED),
         total=total,
         version=rollout.target,
         now=planner.now,
+        runs=kept.runs,
+        readings=readings,
     )
+    moved = gated.progress
+    planner.events.extend(gated.events)
     for index in range(rollout.progress.index, moved.index):
         planner.events.append(
             Event(
@@ -184,7 +203,9 @@ def _progress(planner: NodePlanner, rollout: Rollout, tally: fleet.Tally) -> Rol
                 f" complete: {states['updated']}/{total} nodes on {rollout.target}",
             )
         )
-    return Rollout(rollout.stable, rollout.target, moved, None)
+    if gated.verdict is not None:
+        planner.events.append(Event("Warning", "RolloutAborted", gated.verdict))
+    return Rollout(rollout.stable, rollout.target, moved, gated.verdict), gated
 
 
 def _ask(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -103,14 +103,18 @@ def summarize(
     tally: Tally,
     evidence: Sequence[NodeOutcome],
     now: datetime,
+    *,
+    waiting: str = "",
 ) -> tuple[ModelDeploymentStatus, tuple[Event, ...]]:
     """The next status, and the events for what changed since the previous one.
 
     `tally` counts the outcomes of the selected nodes; `evidence` are the failed and
     unschedulable outcomes before an abort asked them back (kept in status until the next
-    version)."""
+    version); `waiting` says what the analysis the rollout holds for has measured."""
     previous = deployment.status
     found = summary(deployment, rollout, tally, evidence)
+    if waiting and rollout.verdict is None:
+        found = replace(found, message=f"{found.message}; {waiting}"[:4096])
     status = previous.model_copy(
         update={
             "observed_generation": deployment.generation,

@@ -20,8 +20,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from edge_rollout.api.analysis import AnalysisRun
 from edge_rollout.api.edgenode import DesiredModel, ModelStatus
-from edge_rollout.api.modeldeployment import ModelDeploymentSpec
+from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from edge_rollout.controller import prometheus
+from edge_rollout.core import analysis as analyses
+from edge_rollout.core import planning
 from edge_rollout.core.conditions import rfc3339
 from edge_rollout_agent import apphealth, policy, sync
 from tests.unit.agent.models import golden_for, linear_model, random_weights
@@ -259,6 +263,84 @@ def install(spec: ModelDeploymentSpec, tmp: Path) -> object:
     return "Installed"
 
 
+ANSWERS = {"errors": "0.01", "errors_bad": "0.5", "success": "0.99", "gone": "NaN"}
+"""What the simulated Prometheus answers to each query in `analysed`."""
+
+
+def analysed(spec: ModelDeploymentSpec, _: Path) -> object:
+    """1.0 everywhere, then `spec` at 2.0 with steps [1 node, all] planned every 5 s for 3
+    minutes, the analysis's queries answered from ANSWERS: phase, step, and each run."""
+    f = _fleet(spec.model_copy(update={"model": spec.model.model_copy(update={"version": "1.0"})}))
+    f.spec = f.spec.model_copy(update={"strategy": BASE_STRATEGY})
+    f.apply(f.plan())
+    f.run()
+    f.spec = spec
+    f.change_version("2.0")
+    for _tick in range(36):
+        f.now += timedelta(seconds=5)
+        for node in f.nodes:
+            node.agent_step(f.now, timedelta(seconds=15))
+        run = analyses.running(f.status)
+        due = analyses.due(f.spec, f.status, f.now) if run else []
+        readings = [
+            analyses.Reading(run.step, m.name, f.now, value=ANSWERS[m.query]) for m in due if run
+        ]
+        deployment = planning.Deployment("ns/md", f.generation, f.spec, f.status)
+        nodes = [n.as_input() for n in f.nodes]
+        f.apply(planning.plan_rollout(deployment, f.releases, nodes, f.now, readings))
+    runs = [(r.step, r.phase, r.message) for r in f.status.analysis_runs]
+    return f.status.phase, f.status.current_step_index, runs
+
+
+class _Prometheus(BaseHTTPRequestHandler):
+    """Answers every instant query with one series of value 0.01."""
+
+    def do_GET(self) -> None:
+        body = (
+            b'{"status":"success","data":{"resultType":"vector",'
+            b'"result":[{"metric":{},"value":[1,"0.01"]}]}}'
+        )
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+def measured(spec: ModelDeploymentSpec, _: Path) -> object:
+    """What the operator reads for a running analysis from the address (PORT is a real HTTP
+    server answering as Prometheus does)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Prometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert spec.strategy.analysis is not None
+        provider = spec.strategy.analysis.prometheus
+        address = provider.address.replace("PORT", str(server.server_address[1]))
+        analysis = spec.strategy.analysis.model_copy(
+            update={"prometheus": provider.model_copy(update={"address": address})}
+        )
+        spec = spec.model_copy(
+            update={"strategy": spec.strategy.model_copy(update={"analysis": analysis})}
+        )
+        run = AnalysisRun(step=0, version=spec.model.version)
+        status = ModelDeploymentStatus(target_version=spec.model.version, analysis_runs=[run])
+        readings = prometheus.measure(spec, status, MONDAY_3AM)
+        return [(r.value, r.error.split(" is ")[0]) for r in readings]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _analysis(*, address: str = "http://127.0.0.1:9090", **metric: object) -> Patch:
+    """steps [1 node, all] with one metric (errors, failing above 0.05) changed by `metric`."""
+    one = {"name": "errors", "query": "errors", "failureCondition": "result > 0.05", **metric}
+    analysis = {"prometheus": {"address": address}, "metrics": [one]}
+    steps = [{"setNodeCount": 1}, {"setNodePercent": 100}]
+    return {**V2, "strategy": {"steps": steps, "analysis": analysis}}
+
+
 # --- the table --------------------------------------------------------------------------------
 
 EXPR = {"key": "edge", "operator": "In", "values": ["true"]}
@@ -351,6 +433,23 @@ CASES: dict[str, tuple[Probe, Patch, Patch]] = {
         upgrade, approved("3.0", 1), approved("2.0", 1)),
     "spec.strategy.approved.throughStep": (
         upgrade, approved("2.0", 0), approved("2.0", 1)),
+    "spec.strategy.analysis.prometheus.address": (
+        measured, _analysis(address="http://127.0.0.1:PORT"), _analysis(address="http://127.0.0.1:9")),
+    "spec.strategy.analysis.metrics.name": (analysed, _analysis(), _analysis(name="error-rate")),
+    "spec.strategy.analysis.metrics.query": (analysed, _analysis(), _analysis(query="errors_bad")),
+    "spec.strategy.analysis.metrics.interval": (
+        analysed, _analysis(count=3, failureLimit=1, interval="10s"),
+        _analysis(count=3, failureLimit=1, interval="5m")),
+    "spec.strategy.analysis.metrics.count": (
+        analysed, _analysis(interval="5m"), _analysis(interval="5m", count=2)),
+    "spec.strategy.analysis.metrics.successCondition": (
+        analysed, _analysis(query="success", failureCondition="", successCondition="result > 0.9"),
+        _analysis(query="success", failureCondition="", successCondition="result > 0.999")),
+    "spec.strategy.analysis.metrics.failureCondition": (
+        analysed, _analysis(), _analysis(failureCondition="result > 0.001")),
+    "spec.strategy.analysis.metrics.failureLimit": (
+        analysed, _analysis(query="gone", count=3, interval="5m"),
+        _analysis(query="gone", count=3, interval="5m", failureLimit=2)),
     "spec.healthGate.requireTestVectors": (
         install, {}, {"healthGate": {"requireTestVectors": False}}),
     "spec.healthGate.maxLatencyMs": (gate, {"healthGate": {"minAgreement": 0.5}},

@@ -19,6 +19,9 @@ tests run `--quick` sizes through tests/integration/test_chaos_smoke.py).
 
 Reports, per scenario: trials, rollouts or installs completed, maxUnavailable exceeded (must be
 0), corrupt activations (must be 0), objects or models lost (must be 0), time to recover.
+
+`--random [--seed N] [--faults 200] [--timeout 3600]` runs bench/chaos/moments.py instead: the
+faults of issue 14 at moments drawn from a seed, then a digest-verified consistency check.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench.chaos import moments
 from bench.operator_scale import fleetsim
 from bench.operator_scale import run as scale
 from edge_rollout.testing.controlplane import ControlPlane, stop_process
@@ -452,10 +456,35 @@ def run(sizes: Sizes, workdir: Path) -> list[Outcome]:
     return outcomes
 
 
+def random_main(args: argparse.Namespace) -> int:
+    """The seeded random run on a control plane of its own; non-zero on any inconsistency."""
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    settings = moments.Settings(seed, args.faults, args.timeout, settle=args.settle)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-chaos-random-") as tmp,
+        scale.control_plane(Path(tmp)) as plane,
+    ):
+        Kubectl(plane)("create", "namespace", NAMESPACE)
+        report = moments.run_on(plane, NAMESPACE, Path(tmp) / "fleet", settings)
+    replay = f".venv/bin/python bench/chaos/run.py --random --seed {seed} --faults {args.faults}"
+    print(report.summary(replay), flush=True)
+    return 1 if report.inconsistent or report.cut_short else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the small sizes the tests use")
+    parser.add_argument("--random", action="store_true",
+                        help="faults at random moments (bench/chaos/moments.py)")  # fmt: skip
+    parser.add_argument("--seed", type=int, help="--random: replay this seed (default: drawn)")
+    parser.add_argument("--faults", type=int, default=200, help="--random: how many faults")
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="--random: seconds after which no new fault starts")  # fmt: skip
+    parser.add_argument("--settle", type=float, default=120.0,
+                        help="--random: seconds a healed fleet has to settle")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.random:
+        return random_main(args)
     with tempfile.TemporaryDirectory(prefix="bench-chaos-") as tmp:
         outcomes = run(QUICK if args.quick else Sizes(), Path(tmp))
     print(table(outcomes))

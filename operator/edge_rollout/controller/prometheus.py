@@ -43,8 +43,6 @@ def measure(
 
 def _reading(address: str, metric: Metric, step: int, now: datetime) -> analysis.Reading:
     value, error = query(address, metric.query)
-    if error:
-        error = f"metric {metric.name}: {error}"
     return analysis.Reading(step=step, metric=metric.name, at=now, value=value, error=error)
 
 

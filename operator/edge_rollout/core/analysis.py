@@ -209,8 +209,11 @@ def advance(
     now: datetime,
     runs: Sequence[AnalysisRun],
     readings: Sequence[Reading] = (),
+    updated: int = 1,
 ) -> Gated:
-    """`steps.advance`, holding at every setNode step until its analysis passed.
+    """`steps.advance`, holding at every setNode step until its analysis passed. An analysis
+    starts only once `updated` (nodes Ready on the target) is above 0: a step whose nodes all
+    finished without the new version (no agent, nothing fits) gives the queries nothing to see.
 
     Worked example: steps [setNodeCount 1, setNodePercent 100] and a metric with count 2,
     interval 30s: once the first node finished, the rollout holds at step 0 and the analysis
@@ -228,6 +231,9 @@ def advance(
         if boundary is None or strategy.analysis is None:
             return Gated(moved, _latest(kept), events=tuple(events))
         held = steps.StepProgress(boundary, progress.started if boundary == progress.index else now)
+        if updated == 0 and boundary not in kept:
+            waiting = f"analysis starts once a node runs {version}"
+            return Gated(held, _latest(kept), events=tuple(events), waiting=waiting)
         before = kept.get(boundary) or AnalysisRun(
             step=boundary, version=version, started_at=rfc3339(now)
         )

@@ -191,6 +191,7 @@ def _progress(
         now=planner.now,
         runs=kept.runs,
         readings=readings,
+        updated=states["updated"],
     )
     moved = gated.progress
     planner.events.extend(gated.events)

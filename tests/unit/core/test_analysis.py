@@ -290,3 +290,15 @@ def test_measurements_are_due_every_interval() -> None:
     assert [m.name for m in analysis.due(f.spec, f.status, later)] == ["success"], last
     paused = f.spec.model_copy(update={"paused": True})
     assert analysis.due(paused, f.status, later) == []
+
+
+def test_no_analysis_starts_while_no_node_runs_the_target() -> None:
+    """A step whose only node has no agent is finished for the steps, not for the analysis."""
+    f = fleet(1)
+    f.nodes[0].hardware = f.nodes[0].hardware.model_copy(update={"memory_bytes": 0})
+    f.spec = spec("2.0", steps=[{"setNodeCount": 1}], analysis=ANALYSIS)
+    for _ in range(5):
+        tick(f, {"errors": "0.5", "success": "0.1"})
+    assert f.status.analysis_runs == []
+    assert f.status.current_step_index == 0
+    assert "analysis starts once a node runs 2.0" in f.status.message

@@ -73,7 +73,7 @@ ClockTime = Annotated[
     Field(max_length=16, json_schema_extra=x_validations(CLOCK_TIME.rule())),
     CLOCK_TIME.validator(),
 ]
-Precision = Literal["fp32", "fp16", "int8"]
+Precision = Literal["fp32", "fp16", "int8", "int4"]
 
 
 @functools.cache
@@ -226,9 +226,9 @@ class SelectionPolicy(ApiModel):
     """What decides between variants that fit: the best agreement with fp32 (quality), the lowest
     measured latency (latency), or the smallest memory and download (size)."""
     allowed_precisions: list[Precision] = Field(
-        default_factory=lambda: list[Precision](["fp32", "fp16", "int8"]),
+        default_factory=lambda: list[Precision](["fp32", "fp16", "int8", "int4"]),
         min_length=1,
-        max_length=3,
+        max_length=4,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     """Precisions that may be used at all."""

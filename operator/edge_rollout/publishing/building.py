@@ -41,6 +41,7 @@ REQUIREMENTS: dict[str, Requirements] = {
     "fp32": Requirements(accelerator_class="cpu"),
     "fp16": Requirements(accelerator_class="gpu", execution_providers=list(GPU_PROVIDERS)),
     "int8": Requirements(accelerator_class="cpu"),
+    "int4": Requirements(accelerator_class="cpu"),
 }
 """Where each built-in variant is meant to run; the measured memory is added per variant."""
 AS_GIVEN = Requirements(accelerator_class="cpu")
@@ -52,11 +53,20 @@ QUANTIZED_OPS = frozenset(
      "QLinearMatMul", "MatMulInteger", "ConvInteger", "MatMulNBits", "DynamicQuantizeMatMul",
      "QAttention", "QGemm", "QLinearAdd", "QLinearMul"}
 )  # fmt: skip
-BUILDABLE: dict[str, tuple[Precision, ...]] = {"fp32": ("fp16", "int8"), "fp16": (), "int8": ()}
-"""The variants built from a model of each precision: an int8 or fp16 model is published as
-given, never re-quantized or widened."""
+BUILDABLE: dict[str, tuple[Precision, ...]] = {
+    "fp32": ("fp16", "int8", "int4"),
+    "fp16": (),
+    "int8": (),
+    "int4": (),
+}
+"""The variants built from a model of each precision: an int8, int4 or fp16 model is published
+as given, never re-quantized or widened."""
+INT4_DEFAULT_SHARE = 0.5
+"""int4 is built unasked when MatMul weights it can quantize are at least this share of the
+model's float weights (LLM-style models); `--variants ...,int4` builds it for any share > 0."""
 INTEGER_WEIGHTS = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4,
                    onnx.TensorProto.UINT4)  # fmt: skip
+FOUR_BIT_WEIGHTS = (onnx.TensorProto.INT4, onnx.TensorProto.UINT4)
 
 
 @dataclass(frozen=True)
@@ -83,24 +93,43 @@ class Built:
 
 
 def infer_precision(model: onnx.ModelProto) -> Precision:
-    """int8 if the graph quantizes (at any depth) or most weights are 8/4-bit integers, fp16 if
-    most float weights are float16, else fp32. Weights are initializers and `Constant` values of
-    every subgraph."""
-    if any(n.op_type in QUANTIZED_OPS for g in onnxmodel.graphs(model.graph) for n in g.node):
-        return "int8"
+    """int4 if the graph has 4-bit MatMulNBits or most weights are 4-bit; int8 if it quantizes
+    otherwise (at any depth) or most weights are 8/4-bit integers; fp16 if most float weights
+    are float16; else fp32. Weights are initializers and `Constant` values of every subgraph."""
+    nodes = [n for g in onnxmodel.graphs(model.graph) for n in g.node]
     weights: Counter[int] = Counter()
     for _, t in onnxmodel.all_tensors(model.graph):
         weights[t.data_type] += int(np.prod(t.dims)) if t.dims else 1
     floats = weights[onnx.TensorProto.FLOAT] + weights[onnx.TensorProto.DOUBLE]
-    if sum(weights[d] for d in INTEGER_WEIGHTS) > floats + weights[onnx.TensorProto.FLOAT16]:
+    integers = sum(weights[d] for d in INTEGER_WEIGHTS)
+    if any(_four_bit(n) for n in nodes) or sum(weights[d] for d in FOUR_BIT_WEIGHTS) > floats:
+        return "int4"
+    if any(n.op_type in QUANTIZED_OPS for n in nodes):
+        return "int8"
+    if integers > floats + weights[onnx.TensorProto.FLOAT16]:
         return "int8"
     return "fp16" if weights[onnx.TensorProto.FLOAT16] > floats else "fp32"
 
 
-def variant_names(req: PublishRequest, given: Precision) -> list[str]:
-    """The built-in variants to publish, the model as given (named by its precision) first."""
-    asked = BUILT_IN if req.variants is None else req.variants
+def _four_bit(node: onnx.NodeProto) -> bool:
+    """A MatMulNBits of 4 bits (its `bits` attribute, 4 when absent)."""
+    if node.op_type != "MatMulNBits":
+        return False
+    bits = next((a.i for a in node.attribute if a.name == "bits"), 4)
+    return bits == 4
+
+
+def variant_names(req: PublishRequest, given: Precision, model: onnx.ModelProto) -> list[str]:
+    """The built-in variants to publish, the model as given (named by its precision) first;
+    unasked, int4 only for LLM-style models (INT4_DEFAULT_SHARE)."""
+    asked = _unasked(model) if req.variants is None else req.variants
     return [given, *[n for n in asked if n != given and n in BUILDABLE[given]]]
+
+
+def _unasked(model: onnx.ModelProto) -> tuple[str, ...]:
+    if variants.int4_weight_share(model) >= INT4_DEFAULT_SHARE:
+        return BUILT_IN
+    return tuple(n for n in BUILT_IN if n != "int4")
 
 
 def sample_feeds(
@@ -135,7 +164,7 @@ def build_variants(
     """Each variant's bytes, measured in onnxruntime; the model as given first (the reference)."""
     facts = onnxmodel.facts(model)
     given = infer_precision(model)
-    order = variant_names(req, given)
+    order = variant_names(req, given, model)
     _skipped(req, given, order, progress)
     feeds = sample_feeds(req, model, facts, progress)
     built: list[Built] = []
@@ -202,6 +231,10 @@ def _variant_files(
     if name == "fp16":
         full = onnx.load(str(src)) if onnxmodel.external_files(model) else model
         data, how = variants.build_fp16(full, progress.note), "float16 conversion"
+    elif name == "int4":
+        data = variants.build_int4(src)
+        block = variants.INT4_BLOCK
+        how = f"onnxruntime MatMulNBits int4 weight-only (symmetric, blocks of {block})"
     elif req.calibration is not None:
         feeds = calibration.load(req.calibration, onnxmodel.facts(model).inputs)
         data = variants.build_int8_static(src, list(feeds))

@@ -52,7 +52,7 @@ def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
     key = keys.load_private_key(req.key)
     model = onnxmodel.load(req.model)
     given = building.infer_precision(model)
-    wanted = {*building.variant_names(req, given), *(e.name for e in req.extra_variants)}
+    wanted = {*building.variant_names(req, given, model), *(e.name for e in req.extra_variants)}
     _refuse_known_conflict(store, req, given, wanted)
     with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
         built = building.build_variants(req, model, Path(tmp), progress)

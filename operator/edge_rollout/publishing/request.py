@@ -16,7 +16,7 @@ from typing import Protocol, cast, get_args
 
 from edge_rollout.api.modeldeployment import AcceleratorClass, Precision
 
-BUILT_IN: tuple[Precision, ...] = ("fp32", "fp16", "int8")
+BUILT_IN: tuple[Precision, ...] = ("fp32", "fp16", "int8", "int4")
 NAME = re.compile(r"[a-z0-9]([-a-z0-9._]*[a-z0-9])?")
 GPU_PROVIDERS = (
     "CUDAExecutionProvider",
@@ -102,7 +102,7 @@ class PublishRequest:
             return self._check_names()
         unknown = [n for n in self.variants if n not in BUILT_IN]
         if unknown or not self.variants:
-            raise ValueError(f"unknown variants {unknown}: choose from fp32, fp16, int8")
+            raise ValueError(f"unknown variants {unknown}: choose from fp32, fp16, int8, int4")
         self._check_names()
 
     def _check_names(self) -> None:
@@ -124,13 +124,15 @@ def parse_extra(spec: str) -> ExtraVariant:
         )
     if not NAME.fullmatch(name) or len(name) > 63 or name in BUILT_IN:
         raise ValueError(
-            f"--extra-variant {name!r}: use a lower-case name other than fp32/fp16/int8"
+            f"--extra-variant {name!r}: use a lower-case name other than fp32/fp16/int8/int4"
         )
     path, cls, eps, precision = [*parts, "", "", ""][:4]
     if (cls or "cpu") not in get_args(AcceleratorClass):
         raise ValueError(f"--extra-variant {name}: class {cls!r} is not npu, gpu or cpu")
     if precision and precision not in BUILT_IN:
-        raise ValueError(f"--extra-variant {name}: precision {precision!r} is not fp32/fp16/int8")
+        raise ValueError(
+            f"--extra-variant {name}: precision {precision!r} is not fp32/fp16/int8/int4"
+        )
     providers = tuple(p for p in eps.split("+") if p) or _default_providers(name, cls or "cpu")
     accelerator = cast(AcceleratorClass, cls or "cpu")
     return ExtraVariant(name, Path(path), accelerator, providers, precision or None)

@@ -19,7 +19,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_rollout.publishing.onnxmodel import ModelError
+from edge_rollout.publishing.onnxmodel import ModelError, graphs
 
 FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 _NODE_IN_ERROR = (
@@ -239,3 +239,67 @@ def build_int8_static(model_path: Path, feeds: list[dict[str, Any]]) -> bytes:
         except Exception as exc:  # quantization raises many exception types
             raise ModelError(f"int8 static quantization failed: {exc}") from exc
         return bytes(out.read_bytes())
+
+
+INT4_BLOCK = 32
+"""Weights per int4 block (one scale each): onnxruntime's MatMulNBits needs K >= the block."""
+INT4_OPS = {"MatMul": 1, "Gather": 0}
+"""Ops whose constant weight int4 quantizes, and the input that holds it (MatMulNBits for the
+linear layers, GatherBlockQuantized for embedding tables)."""
+
+
+def int4_weight_share(model: onnx.ModelProto) -> float:
+    """The share of float weight elements that int4 quantizes: 2-D float initializers of at
+    least INT4_BLOCK rows that are a MatMul's B input or a Gather's table (LLM-style linear
+    layers and embeddings), at any graph depth."""
+    weights = {t.name: t for g in graphs(model.graph) for t in g.initializer}
+    total = sum(_elements(t) for t in weights.values() if t.data_type == FLOAT)
+    quantized = {
+        n.input[INT4_OPS[n.op_type]]
+        for g in graphs(model.graph)
+        for n in g.node
+        if n.op_type in INT4_OPS and _int4_weight(weights.get(n.input[INT4_OPS[n.op_type]]))
+    }
+    return sum(_elements(weights[name]) for name in quantized) / total if total else 0.0
+
+
+def _elements(tensor: TensorProto) -> int:
+    return int(np.prod(tensor.dims)) if tensor.dims else 1
+
+
+def _int4_weight(tensor: TensorProto | None) -> bool:
+    return (
+        tensor is not None
+        and tensor.data_type == FLOAT
+        and len(tensor.dims) == 2
+        and min(tensor.dims) >= INT4_BLOCK
+    )
+
+
+def build_int4(model_path: Path) -> bytes:
+    """The int4 variant: onnxruntime's weight-only quantizer (MatMulNBits, GatherBlockQuantized;
+    symmetric, blocks of INT4_BLOCK); activations and every other op stay float32. It raises the
+    model to opset 21 and IR 10 (4-bit types need them): the golden vectors check the result."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(model_path))
+    if not any(n.op_type == "MatMul" for g in graphs(model.graph) for n in g.node) or (
+        int4_weight_share(model) == 0.0
+    ):
+        raise ModelError(
+            "int4 quantizes the weights of MatMul nodes (2-D, at least"
+            f" {INT4_BLOCK} rows and columns) and this model has none: leave int4 out of"
+            " --variants"
+        )
+    try:
+        quantizer = MatMulNBitsQuantizer(
+            model,
+            bits=4,
+            block_size=INT4_BLOCK,
+            is_symmetric=True,
+            op_types_to_quantize=tuple(INT4_OPS),
+        )
+        quantizer.process()
+    except Exception as exc:  # the quantizer raises many exception types
+        raise ModelError(f"int4 weight-only quantization failed: {exc}") from exc
+    return bytes(quantizer.model.model.SerializeToString())

@@ -49,10 +49,10 @@ def test_extra_variant_specs_are_parsed(spec: str, expected: tuple[object, ...])
     ("spec", "problem"),
     [
         pytest.param("model.onnx", "NAME=PATH", id="no-name"),
-        pytest.param("int8=m.onnx", "other than fp32/fp16/int8", id="built-in-name"),
+        pytest.param("int4=m.onnx", "other than fp32/fp16/int8/int4", id="built-in-name"),
         pytest.param("Big=m.onnx", "lower-case", id="upper-case"),
         pytest.param("x=m.onnx:tpu", "not npu, gpu or cpu", id="bad-class"),
-        pytest.param("x=m.onnx:cpu:CPUExecutionProvider:int4", "precision", id="bad-precision"),
+        pytest.param("x=m.onnx:cpu:CPUExecutionProvider:int2", "precision", id="bad-precision"),
         pytest.param("x=m.onnx:npu", "needs its execution providers", id="npu-without-ep"),
     ],
 )

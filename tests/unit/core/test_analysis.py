@@ -302,3 +302,28 @@ def test_no_analysis_starts_while_no_node_runs_the_target() -> None:
     assert f.status.analysis_runs == []
     assert f.status.current_step_index == 0
     assert "analysis starts once a node runs 2.0" in f.status.message
+
+
+answers = st.sampled_from(["0.01", "0.5", "0.99", "NaN", ""])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(answers, answers), min_size=30, max_size=30))
+def test_planning_again_without_readings_changes_nothing(answered: list[tuple[str, str]]) -> None:
+    """Whatever the queries answer, tick by tick: a plan from the last status with no new
+    readings (a second replan at the same moment) writes the same status and no events, so
+    measurements are neither lost nor counted twice."""
+    f = fleet(4)
+    f.spec = spec("1.0")
+    f.apply(f.plan())
+    f.run()
+    f.spec = spec("2.0", steps=STEPS, analysis=ANALYSIS)
+    f.generation += 1
+    for errors, success in answered:
+        tick(f, {"errors": errors, "success": success})
+        deployment = planning.Deployment("ns/md", f.generation, f.spec, f.status)
+        again = planning.plan_rollout(
+            deployment, f.releases, [n.as_input() for n in f.nodes], f.now
+        )
+        assert again.status == f.status
+        assert not [e for e in again.events if e.reason.startswith("Analysis")]

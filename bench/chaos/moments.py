@@ -19,7 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from bench.chaos.schedule import CHECKPOINT, FAULTS, Event, fingerprint, make_schedule
+from bench.operator_scale import fleetsim
 from bench.operator_scale import run as scale
 from edge_rollout.cli.main import build_parser
 from edge_rollout.store.reader import StoreReader
@@ -38,17 +39,11 @@ from edge_rollout_agent.policy import Installed
 from tests.fixtures.faulty_http import Fault, FaultyProxy
 from tests.integration.store_fixtures import build_mlp
 from tests.integration.test_agent_disk import fill, flip_byte
+from tests.integration.test_fleet_changes import GPU_PROFILE
 from tests.support import REPO, Kubectl
 
 PLUGIN = REPO / ".venv" / "bin" / "kubectl-edge_rollout"
 LABEL = "edgerollout.dev/chaos-fleet"
-GPU_PROFILE = {
-    "name": "chaos-gpu",
-    "memoryBytes": 8 << 30,
-    "executionProviders": ["CUDAExecutionProvider"],
-    "accelerators": [{"class": "gpu", "vendor": "nvidia", "model": "T4",
-                      "executionProvider": "CUDAExecutionProvider"}],
-}  # fmt: skip
 SERVING = ("Ready", "RolledBack")
 """EdgeNode phases in which the agent serves its active version (RolledBack: switched back to a
 kept one), as the operator counts them."""
@@ -210,7 +205,7 @@ class Fleet:
 
 def publish(work: Path, store: Path, versions: list[str]) -> str:
     """`versions` of a small MLP (fp32 and fp16) signed into `store` by the CLI's own handlers,
-    in this process (its output in `work`/publish.log); the public key."""
+    in this process (its output and progress in `work`/publish.log); the public key."""
     work.mkdir(parents=True, exist_ok=True)
     commands = [["keygen", str(work / "key")]]
     for seed, version in enumerate(versions):
@@ -220,7 +215,7 @@ def publish(work: Path, store: Path, versions: list[str]) -> str:
              "--key", str(work / "key"), "--variants", "fp32,fp16", "--runs", "2",
              "--samples", "1"]
         )  # fmt: skip
-    with open(work / "publish.log", "w") as log, redirect_stdout(log):
+    with open(work / "publish.log", "w") as log, redirect_stdout(log), redirect_stderr(log):
         for argv in commands:
             args = build_parser().parse_args(argv)
             if args.handler(args):
@@ -525,7 +520,7 @@ def _kept_rot_rollback(chaos: Chaos, event: Event) -> str:
     if not _kept(model_dir):
         other = next(v for v in chaos.fleet.versions if v != spec_version)
         chaos.fleet.set_version(other)
-        _wait(lambda: bool(_kept(model_dir)), 30)
+        fleetsim.wait_until(lambda: bool(_kept(model_dir)), 30, 0.2)
         body = chaos.fleet.deployment()
         spec_version = other
     kept = _kept(model_dir)
@@ -548,15 +543,6 @@ def _kept_rot_rollback(chaos: Chaos, event: Event) -> str:
 def _kept(model_dir: ModelDir) -> list[Installed]:
     current = model_dir.link("current")
     return sorted(i for i in model_dir.installed() if i != current and current is not None)
-
-
-def _wait(check: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _store_fault(kind: str, pattern: str) -> Callable[[Chaos, Event], str]:
@@ -603,11 +589,16 @@ def _clock_skew(chaos: Chaos, event: Event) -> str:
 
 
 def _abort(chaos: Chaos, event: Event) -> str:
+    """A rollout to a version neither in the spec nor stable, stopped `hold` seconds in by
+    `kubectl edge-rollout abort --rollback`; mid-rollout already (two versions), just the abort."""
     fleet = chaos.fleet
-    spec_version = fleet.deployment()["spec"]["model"]["version"]
-    version = fleet.versions[event.version]
-    if version == spec_version:
-        version = fleet.versions[(event.version + 1) % len(fleet.versions)]
+    body = fleet.deployment()
+    spec_version = body["spec"]["model"]["version"]
+    stable = (body.get("status") or {}).get("stableVersion", "")
+    others = [v for v in fleet.versions if v not in (spec_version, stable)]
+    if not others:
+        return f"abort of the rollout to {spec_version}: {fleet.abort()}"
+    version = others[event.version % len(others)]
     fleet.set_version(version)
     time.sleep(event.hold)
     return f"rollout to {version}, then after {event.hold:.2f} s: {fleet.abort()}"

@@ -67,7 +67,7 @@ def judge(metric: Metric, reading: Reading) -> Measurement:
     if reading.error or not thresholds.is_number(reading.value):
         why = reading.error or f"the query returned {reading.value or 'nothing'}, not a number"
         return Measurement(
-            phase="Inconclusive", value=reading.value, message=why[:512], finished_at=at
+            phase="Inconclusive", value=reading.value[:64], message=why[:512], finished_at=at
         )
     value = float(reading.value)
     success, failure = metric.success_condition, metric.failure_condition
@@ -82,7 +82,7 @@ def judge(metric: Metric, reading: Reading) -> Measurement:
         phase, why = "Inconclusive", "neither successCondition nor failureCondition is true"
     else:
         phase, why = "Failed", f"successCondition {success} is false"
-    return Measurement(phase=phase, value=reading.value, message=why, finished_at=at)
+    return Measurement(phase=phase, value=reading.value[:64], message=why, finished_at=at)
 
 
 def record(result: MetricResult, metric: Metric, measurement: Measurement) -> MetricResult:
@@ -270,7 +270,7 @@ def _decided(
     if run.phase == "Running":
         return Gated(held, runs, events=tuple(events), waiting=f"analysis running: {run.message}")
     if run.phase == "Failed":
-        verdict = f"{where} failed: {run.message}"
+        verdict = f"{where} failed: {run.message}"[:1024]  # status.abortReason's maxLength
         if changed:
             events.append(Event("Warning", "AnalysisFailed", verdict))
         return Gated(held, runs, verdict, tuple(events))

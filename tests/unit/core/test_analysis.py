@@ -20,6 +20,7 @@ from edge_rollout.api.analysis import (
     Metric,
     MetricResult,
 )
+from edge_rollout.api.modeldeployment import ModelDeploymentStatus
 from edge_rollout.core import analysis, planning, thresholds
 from edge_rollout.core.analysis import Reading
 from tests.unit.core.fixtures import T0, Fleet, fleet, spec
@@ -327,3 +328,20 @@ def test_planning_again_without_readings_changes_nothing(answered: list[tuple[st
         )
         assert again.status == f.status
         assert not [e for e in again.events if e.reason.startswith("Analysis")]
+
+
+def test_the_longest_verdict_fits_the_status_it_is_written_to() -> None:
+    """Three failing metrics with the longest queries and values: abortReason, the run's
+    message and every measurement stay within the CRD's maxLength (or the apiserver would
+    refuse the status)."""
+    longest = {
+        "prometheus": {"address": "http://127.0.0.1:9090"},
+        "metrics": [
+            {"name": f"m{i}-" + "x" * 59, "query": "q" * 768, "failureCondition": "result > 0"}
+            for i in range(3)
+        ],
+    }
+    f = rollout({"q" * 768: "9" * 100}, analysis=longest)
+    assert f.status.phase == "RolledBack"
+    ModelDeploymentStatus.model_validate(f.status.model_dump(by_alias=True))
+    assert len(f.status.abort_reason) <= 1024

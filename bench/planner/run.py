@@ -3,7 +3,9 @@
 Run: `.venv/bin/python bench/planner/run.py [--nodes N ...] [--deployments D]`.
 
 A full replan is what the operator's timers do for every deployment: `inputs.node_inputs` (the
-planner's view of the fleet) then `planning.plan_rollout`. Three replans are measured in a row:
+planner's view of the fleet) then `planning.plan_rollout`, both given the one
+`caching.PlannerCache` the operator keeps (`--no-cache`: none, the reference planner). Three
+replans are measured in a row:
 
 - **cold**: the first, on objects the planner has never seen (an operator that just started);
 - **churn**: after the first plans were written (every changed EdgeNode is a new object, its
@@ -35,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.planner import synthetic
-from edge_rollout.core import inputs, labels, planning
+from edge_rollout.core import caching, inputs, labels, planning
 
 HEARTBEAT_SHARE = 0.10
 
@@ -121,7 +123,11 @@ def entry_index(world: synthetic.World) -> dict[str, dict[str, tuple[object, obj
     return index
 
 
-def replan(world: synthetic.World, now: datetime = synthetic.NOW) -> Replan:
+def replan(
+    world: synthetic.World,
+    now: datetime = synthetic.NOW,
+    cache: caching.PlannerCache | None = None,
+) -> Replan:
     """Every deployment planned once, as the operator does."""
     result = Replan()
     for deployment in world.deployments:
@@ -133,10 +139,12 @@ def replan(world: synthetic.World, now: datetime = synthetic.NOW) -> Replan:
                 world.nodes,
                 world.edgenodes,
                 deployment.spec.node_selector,
+                cache,
             )
         releases = world.releases[deployment.spec.model.name]
         with result.plan.measure():
-            result.plans.append(planning.plan_rollout(deployment, releases, fleet, now))
+            plan = planning.plan_rollout(deployment, releases, fleet, now, cache=cache)
+        result.plans.append(plan)
     return result
 
 
@@ -171,18 +179,20 @@ def cpu(action: Callable[[], object]) -> float:
     return time.process_time() - started
 
 
-def measure(node_count: int, deployment_count: int) -> Result:
+def measure(node_count: int, deployment_count: int, cached: bool = True) -> Result:
+    """The three replans with one PlannerCache (`cached`), or none (the reference)."""
     world = synthetic.build_world(node_count, deployment_count)
     index = entry_index(world)
     base = cpu(lambda: baseline(world, index))
+    cache = caching.PlannerCache() if cached else None
     gc.collect()
-    cold = replan(world)
+    cold = replan(world, cache=cache)
     written = writes(world, cold.plans)
     replaced = world.apply(cold.plans) + world.heartbeat(HEARTBEAT_SHARE, seed=1)
     gc.collect()
-    churn = replan(world)
+    churn = replan(world, cache=cache)
     gc.collect()
-    steady = replan(world)
+    steady = replan(world, cache=cache)
     return Result(
         nodes=node_count,
         deployments=deployment_count,
@@ -201,10 +211,11 @@ def rollout_digest(node_count: int, deployment_count: int, rounds: int) -> str:
     """Plans over `rounds` minutes of rollouts (agents report, steps advance, some nodes fail),
     as a digest: for checking that an optimisation kept behaviour (not timed)."""
     world = synthetic.build_world(node_count, deployment_count)
+    cache = caching.PlannerCache()
     seen = []
     for minute in range(rounds):
         now = synthetic.NOW + timedelta(minutes=minute)
-        plans = replan(world, now).plans
+        plans = replan(world, now, cache).plans
         seen.append(plans)
         world.apply(plans)
         world.agents_report(now)
@@ -239,11 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--nodes", type=int, action="append", help="fleet sizes (repeatable)")
     parser.add_argument("--deployments", type=int, default=50)
+    parser.add_argument(
+        "--no-cache", action="store_true", help="plan without a PlannerCache (the reference)"
+    )
     args = parser.parse_args(argv)
     results = []
     for n in args.nodes or [1_000, 5_000, 10_000]:
         started = time.monotonic()
-        results.append(measure(n, args.deployments))
+        results.append(measure(n, args.deployments, cached=not args.no_cache))
         print(f"{n:,} nodes: {time.monotonic() - started:.0f}s", file=sys.stderr)
     print(table(results))
     return 0

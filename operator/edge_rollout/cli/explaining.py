@@ -8,13 +8,13 @@ does with the same objects. Reads no cluster and writes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware, ModelStatus
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from edge_rollout.api.release import Release
-from edge_rollout.core import inputs, outcomes, planning, selection
+from edge_rollout.core import caching, inputs, outcomes, planning, selection
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core.fleet import Event
 
@@ -25,6 +25,10 @@ class Fleet:
 
     nodes: Mapping[str, inputs.NodeInfo]
     edgenodes: Mapping[str, EdgeNode]
+    cache: caching.PlannerCache = field(
+        default_factory=caching.PlannerCache, compare=False, repr=False
+    )
+    """Node views shared by every deployment asked about (saves work, changes no answer)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,12 @@ def node_inputs(md: ModelDeployment, fleet: Fleet) -> list[planning.NodeInput]:
     selector = md.spec.node_selector
     selector_empty = not selector.match_labels and not selector.match_expressions
     return inputs.node_inputs(
-        deployment_key(md), md.spec.priority, selector_empty, fleet.nodes, fleet.edgenodes
+        deployment_key(md),
+        md.spec.priority,
+        selector_empty,
+        fleet.nodes,
+        fleet.edgenodes,
+        cache=fleet.cache,
     )
 
 

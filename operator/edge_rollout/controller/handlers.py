@@ -25,7 +25,7 @@ from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from edge_rollout.controller import indexing, metrics, prometheus, write
 from edge_rollout.controller import settings as operator_settings
-from edge_rollout.core import clocks, inputs, planning, reports
+from edge_rollout.core import caching, clocks, inputs, planning, reports
 from edge_rollout.core import status as status_core
 from edge_rollout.kube import client as kube_client
 from edge_rollout.kube import failures as kube_failures
@@ -35,6 +35,8 @@ from edge_rollout.store.releases import ReleaseCache, ReleaseUnavailableError, r
 REPLAN_SECONDS = float(os.environ.get("EDGE_ROLLOUT_REPLAN_SECONDS", "5"))
 indexing.apply()  # Kopf's index readiness in O(N) wake-ups, not O(N^2) (controller/indexing.py)
 RELEASES = ReleaseCache()
+PLANNER = caching.PlannerCache()
+"""What the planner remembers between plans: one per operator process (core/caching.py)."""
 V = TypeVar("V")
 
 
@@ -150,6 +152,7 @@ def modeldeployment_deleted(
                 f"{len(failed)} EdgeNode entries not removed yet", delay=REMOVAL_RETRY_SECONDS
             )
         metrics.forget_deployment(namespace or "", name)
+        PLANNER.forget(key)
 
 
 def reconcile(
@@ -183,10 +186,11 @@ def reconcile(
         _single(nodes),
         current_edgenodes,
         md.spec.node_selector,
+        PLANNER,
     )
     deployment = planning.Deployment(key, generation, md.spec, current_status)
     readings = prometheus.measure(md.spec, current_status, now)
-    plan = planning.plan_rollout(deployment, releases, fleet, now, readings)
+    plan = planning.plan_rollout(deployment, releases, fleet, now, readings, PLANNER)
     if status_core.carries_decision(current_status, plan.status):
         # Persist the decision before acting on it: a crash between the two writes leaves a
         # status the next plan re-derives the same entries from (issue 14.8).

@@ -10,43 +10,21 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import TYPE_CHECKING, Literal
 
-from edge_rollout.api.edgenode import DesiredModel, ModelStatus
+from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.release import Release
-from edge_rollout.core import selection
+from edge_rollout.core.values import Choice, Deployment
+from edge_rollout.core.values import Event as Event
+from edge_rollout.core.values import NodeOutcome as NodeOutcome
+from edge_rollout.core.values import NodeState as NodeState
 
-if TYPE_CHECKING:
-    from edge_rollout.core.planning import Deployment
-
-NodeState = Literal["old", "updating", "updated", "failed", "unschedulable"]
 WORST_NODES = 10
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the ModelDeployment."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class NodeOutcome:
-    """Where one selected node stands with the target version, and the entry it should have."""
-
-    node: str
-    state: NodeState
-    desired: DesiredModel | None
-    choice: selection.Choice | None
-    reported: ModelStatus | None
 
 
 def desired_entry(
     deployment: Deployment,
     release: Release,
-    choice: selection.Choice,
+    choice: Choice,
     *,
     keep: str,
     requested_at: str,
@@ -65,6 +43,7 @@ def desired_entry(
         manifest_digest=variant.manifest_digest,
         store_url=spec.model.store.url,
         public_key=spec.model.store.public_key,
+        trusted_keys=spec.model.store.trusted_keys,
         priority=spec.priority,
         keep_version=keep if keep != release.version else "",
         window=spec.update_policy.window,
@@ -97,6 +76,7 @@ def policy_fields(deployment: Deployment) -> dict[str, object]:
     return {
         "store_url": spec.model.store.url,
         "public_key": spec.model.store.public_key,
+        "trusted_keys": spec.model.store.trusted_keys,
         "priority": spec.priority,
         "window": spec.update_policy.window,
         "delivery": spec.update_policy.delivery,

@@ -1,45 +1,20 @@
 """The planner's view of the fleet, built from the objects the operator (or the CLI) has read.
 
-Pure: takes parsed EdgeNodes and Node facts, returns `planning.NodeInput`s with each node's
-hardware (reported by its agent, or derived from its labels), this deployment's entries and the
-memory claims of deployments that take precedence on the node.
-
-The operator plans every deployment over the whole fleet every few seconds, from the same parsed
-objects (Kopf's indexes replace an object only when it changes). So each node's inputs are
-memoized on the identity of its EdgeNode and NodeInfo: a replan of D deployments over N nodes
-builds each NodeInput once, not D times per pass. The objects are frozen models and are never
-changed in place; a new object for a node (an agent's heartbeat) drops that node's memo.
+Pure: takes parsed EdgeNodes and Node facts, returns `NodeInput`s (see `gathering`). Given the
+caller's `caching.PlannerCache`, only nodes whose objects changed since the deployment's last
+gathering are visited again; without one (the reference) every node is, with the same result.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import and_, is_not, lt, ne
-from typing import Protocol, TypeVar
+from collections.abc import Mapping
 
 from edge_rollout.api.common import LabelSelector
-from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware, ModelStatus
+from edge_rollout.api.edgenode import EdgeNode
+from edge_rollout.core import caching, gathering
 from edge_rollout.core import labels as node_labels
-from edge_rollout.core import planning, reports
-
-
-class _Named(Protocol):
-    @property
-    def name(self) -> str: ...
-
-
-M = TypeVar("M", bound=_Named)
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """What the operator keeps of a Node object."""
-
-    labels: Mapping[str, str]
-    allocatable_memory: int
+from edge_rollout.core.values import NodeInfo as NodeInfo
+from edge_rollout.core.values import NodeInput
 
 
 def deployment_key(namespace: str, name: str) -> str:
@@ -53,7 +28,8 @@ def node_inputs(
     nodes: Mapping[str, NodeInfo],
     edgenodes: Mapping[str, EdgeNode],
     selector: LabelSelector | None = None,
-) -> list[planning.NodeInput]:
+    cache: caching.PlannerCache | None = None,
+) -> list[NodeInput]:
     """Every node the deployment could run on, with its entries and hardware.
 
     An empty selector means every node with an agent (an EdgeNode), not every Node. Given the
@@ -62,274 +38,8 @@ def node_inputs(
     """
     selector_key = node_labels.selector_key(selector) if selector is not None else ""
     wanted = (key, priority, selector_empty, selector, selector_key)
-    fleet = _Fleet(tuple(nodes), tuple(nodes.values()), tuple(edgenodes), tuple(edgenodes.values()))
-    memo_key = (key, priority, selector_empty, selector_key)
-    last = _LAST.get(memo_key)
-    if last is None or not last.fleet.same_names(fleet):
-        found = _gather(wanted, fleet, nodes, edgenodes)
-    else:
-        found = last.update(wanted, fleet, nodes, edgenodes)
-    _LAST.pop(memo_key, None)  # re-inserted last: the least recently planned go first
-    _LAST[memo_key] = found
-    for stale in list(_LAST)[: max(0, len(_LAST) - MAX_REMEMBERED)]:
-        _LAST.pop(stale, None)
-    return list(found.result)
-
-
-MAX_REMEMBERED = 512
-"""Deployments (key, priority, selector) whose last gathering is kept."""
-
-
-@dataclass(frozen=True)
-class _Fleet:
-    """The objects one gathering saw, in the caller's order (strong references: an object seen
-    here is alive, so identity comparisons are sound)."""
-
-    node_names: tuple[str, ...]
-    node_infos: tuple[NodeInfo, ...]
-    edgenode_names: tuple[str, ...]
-    edgenode_objects: tuple[EdgeNode, ...]
-
-    def same_names(self, other: _Fleet) -> bool:
-        return self.node_names == other.node_names and self.edgenode_names == other.edgenode_names
-
-    def changed(self, other: _Fleet) -> set[str]:
-        """Names whose object is another one in `other` (same names, same order)."""
-        moved_nodes = compress(self.node_names, map(is_not, self.node_infos, other.node_infos))
-        moved = compress(
-            self.edgenode_names, map(is_not, self.edgenode_objects, other.edgenode_objects)
-        )
-        return {*moved_nodes, *moved}
-
-
-Wanted = tuple[str, int, bool, LabelSelector | None, str]
-"""(key, priority, selector_empty, selector, its selector_key) of one node_inputs call."""
-
-
-@dataclass(frozen=True)
-class _Gathered:
-    """One gathering: the fleet it saw, the nodes it returned (in order) by name."""
-
-    fleet: _Fleet
-    names: list[str]
-    chosen: dict[str, planning.NodeInput]
-    result: list[planning.NodeInput]
-
-    def update(
-        self,
-        wanted: Wanted,
-        fleet: _Fleet,
-        nodes: Mapping[str, NodeInfo],
-        edgenodes: Mapping[str, EdgeNode],
-    ) -> _Gathered:
-        """The same gathering over `fleet`, revisiting only the nodes whose objects changed."""
-        changed = self.fleet.changed(fleet)
-        if not changed:
-            return _Gathered(fleet, self.names, self.chosen, self.result)
-        chosen = dict(self.chosen)
-        for name in changed:
-            found = _visit(wanted, name, nodes.get(name), edgenodes.get(name))
-            if found is None:
-                chosen.pop(name, None)
-            else:
-                chosen[name] = found
-        result = [chosen[n] for n in self.names if n in chosen]
-        return _Gathered(fleet, self.names, chosen, result)
-
-
-def _gather(
-    wanted: Wanted,
-    fleet: _Fleet,
-    nodes: Mapping[str, NodeInfo],
-    edgenodes: Mapping[str, EdgeNode],
-) -> _Gathered:
-    selector_empty = wanted[2]
-    names = sorted(set(fleet.edgenode_names if selector_empty else nodes.keys() | edgenodes.keys()))
-    chosen = {}
-    for name in names:
-        found = _visit(wanted, name, nodes.get(name), edgenodes.get(name))
-        if found is not None:
-            chosen[name] = found
-    if len(_VIEWS) > 2 * len(names) + 1024:
-        _prune(names)
-    return _Gathered(fleet, names, chosen, list(chosen.values()))
-
-
-def _visit(
-    wanted: Wanted, name: str, info: NodeInfo | None, edgenode: EdgeNode | None
-) -> planning.NodeInput | None:
-    """The node's NodeInput, or None when the deployment has nothing to do with it."""
-    key, priority, selector_empty, selector, selector_key = wanted
-    if info is None and edgenode is None:
-        return None
-    if selector_empty and edgenode is None:
-        return None
-    view = _VIEWS.get(name)
-    if view is None or view.info is not info or view.edgenode is not edgenode:
-        view = _VIEWS[name] = _NodeView(name, info, edgenode, view)
-    if (
-        selector is not None
-        and key not in view.entries
-        and not view.matches(selector, selector_key)
-    ):
-        return None
-    return view.node_input(key, priority)
-
-
-class _NodeView:
-    """One node's parsed facts and memoized NodeInputs, valid while its NodeInfo and EdgeNode
-    objects are.
-
-    A new object for a node often says the same (an agent's heartbeat, another deployment's
-    entry written): a NodeInput equal to the one the replaced view gave is handed out again as
-    that same object, so the planner's memos about it still apply."""
-
-    __slots__ = (
-        "edgenode",
-        "entries",
-        "hardware",
-        "info",
-        "inputs",
-        "keys",
-        "labels",
-        "name",
-        "places",
-        "previous",
-        "problem",
-        "ranks",
-        "reports",
-        "selectors",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        info: NodeInfo | None,
-        edgenode: EdgeNode | None,
-        replaced: _NodeView | None = None,
-    ) -> None:
-        self.name = name
-        self.info = info
-        self.edgenode = edgenode
-        self.labels = info.labels if info else _metadata_labels(edgenode)
-        self.hardware = _hardware(info, edgenode, self.labels)
-        self.problem = reports.report_problem(edgenode) or ""
-        """Why the agent's report is unusable ("" when it is usable)."""
-        models = edgenode.spec.models if edgenode else []
-        self.entries = _first_by_name(models)
-        self.reports = _first_by_name(edgenode.status.models if edgenode else [])
-        self.ranks = sorted(_rank(e.priority, e.name) for e in models)
-        self.places = [bisect.bisect_left(self.ranks, _rank(e.priority, e.name)) for e in models]
-        """Per entry (in spec order), how many entries rank before it."""
-        self.keys = [e.name for e in models]
-        """Per entry (in spec order), its deployment's key."""
-        self.selectors: dict[str, bool] = {}
-        self.inputs: dict[tuple[str, int], planning.NodeInput] = {}
-        self.previous: dict[tuple[str, int], planning.NodeInput] = {}
-        """The replaced view's NodeInputs, to hand out again where equal."""
-        if replaced is not None and replaced.labels == self.labels:
-            self._take_over(replaced)
-
-    def _take_over(self, replaced: _NodeView) -> None:
-        """Keep what the replaced view (with the same labels) worked out and still holds."""
-        self.selectors = replaced.selectors
-        if (
-            self.hardware == replaced.hardware
-            and self.problem == replaced.problem
-            and _models(self.edgenode) == _models(replaced.edgenode)
-        ):
-            self.entries, self.reports = replaced.entries, replaced.reports
-            self.inputs = replaced.inputs
-        else:
-            self.previous = dict(replaced.inputs)
-
-    def node_input(self, key: str, priority: int) -> planning.NodeInput:
-        found = self.inputs.get((key, priority))
-        if found is None:
-            found = planning.NodeInput(
-                name=self.name,
-                labels=self.labels,
-                hardware=self.hardware,
-                desired=self.entries.get(key),
-                reported=self.reports.get(key),
-                claims=self._claims(key, priority),
-                report_problem=self.problem,
-                same_model=self._same_model(key),
-            )
-            before = self.previous.pop((key, priority), None)
-            if before is not None and before == found:
-                found = before
-            self.inputs[(key, priority)] = found
-        return found
-
-    def _same_model(self, key: str) -> tuple[str, ...]:
-        """Other deployments with an entry of the same model as `key`'s entry on this node."""
-        own = self.entries.get(key)
-        if own is None or len(self.entries) < 2:
-            return ()
-        return tuple(k for k, e in self.entries.items() if k != key and e.model == own.model)
-
-    def matches(self, selector: LabelSelector, key: str) -> bool:
-        """The selector (whose `selector_key` is `key`) matches the node's labels."""
-        found = self.selectors.get(key)
-        if found is None:
-            found = self.selectors[key] = node_labels.selector_matches(selector, self.labels)
-        return found
-
-    def _claims(self, key: str, priority: int) -> tuple[DesiredModel, ...]:
-        """Entries of other deployments that fit before this one, in spec order: an entry
-        ranks before (priority, key) when fewer entries rank before it than before (priority,
-        key)."""
-        place = bisect.bisect_left(self.ranks, _rank(priority, key))
-        models = self.edgenode.spec.models if self.edgenode else []
-        ahead = map(lt, self.places, repeat(place))
-        if key in self.entries:
-            ahead = map(and_, ahead, map(ne, self.keys, repeat(key)))
-        return tuple(compress(models, ahead))
-
-
-def _rank(priority: int, name: str) -> tuple[int, str]:
-    """The order in which deployments fit on a node: higher priority first, then by name."""
-    return -priority, name
-
-
-def _first_by_name(items: Iterable[M]) -> dict[str, M]:
-    found: dict[str, M] = {}
-    for item in items:
-        found.setdefault(item.name, item)
-    return found
-
-
-_VIEWS: dict[str, _NodeView] = {}
-"""node name -> its memo. Lookups and stores are single dict operations, safe across the
-operator's handler threads (a race builds the same NodeInput twice)."""
-_LAST: dict[tuple[str, int, bool, str], _Gathered] = {}
-"""The last gathering per deployment: the fleet seldom changes much between two plans."""
-
-
-def _prune(names: Iterable[str]) -> None:
-    """Forget nodes that left the fleet."""
-    keep = set(names)
-    for name in [n for n in list(_VIEWS) if n not in keep]:  # list(): atomic under the GIL
-        _VIEWS.pop(name, None)
-
-
-def _models(edgenode: EdgeNode | None) -> tuple[list[DesiredModel], list[ModelStatus]]:
-    """The node's entries and reports (what its NodeInputs are made of, with labels and
-    hardware)."""
-    if edgenode is None:
-        return [], []
-    return edgenode.spec.models, edgenode.status.models
-
-
-def _hardware(
-    info: NodeInfo | None, edgenode: EdgeNode | None, labels: Mapping[str, str]
-) -> Hardware:
-    if edgenode is not None and edgenode.status.heartbeat_time:
-        return edgenode.status.hardware
-    return node_labels.hardware_from_labels(labels, info.allocatable_memory if info else 0)
-
-
-def _metadata_labels(edgenode: EdgeNode | None) -> dict[str, str]:
-    labels = (edgenode.metadata.get("labels") if edgenode else None) or {}
-    return {str(k): str(v) for k, v in dict(labels).items()}  # type: ignore[call-overload]
+    if cache is None:
+        return gathering.gather(wanted, nodes, edgenodes, gathering.NodeViews()).result
+    memo = cache.deployment(key)
+    memo.gathered = gathering.gather(wanted, nodes, edgenodes, cache.views, memo.gathered)
+    return list(memo.gathered.result)

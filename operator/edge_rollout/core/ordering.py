@@ -1,9 +1,10 @@
 """Which nodes a plan acts on, in the order it asks them: the selected nodes, canary-labelled ones
 first, then by name; and the unselected nodes whose entry must go.
 
-Pure. Selector matches are remembered on each NodeInput, and each deployment's last order is
-kept: when the gatherer hands the same nodes again, or new objects for nodes whose name, matches
-and entry did not change, the order is reused rather than worked out and sorted again.
+Pure. Selector matches are remembered in the deployment's `memo.NodeMemo`, and the caller hands
+back the last order (`Ordered`, kept in its `caching.PlannerCache`): when the gatherer hands the
+same nodes again, or new objects for nodes whose name, matches and entry did not change, the
+order is reused rather than worked out and sorted again.
 """
 
 from __future__ import annotations
@@ -12,69 +13,59 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import attrgetter, is_not, not_
-from typing import TYPE_CHECKING
 
 from edge_rollout.api.common import LabelSelector
 from edge_rollout.api.modeldeployment import ModelDeploymentSpec
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core import memo
-
-if TYPE_CHECKING:
-    from edge_rollout.core.planning import NodeInput
+from edge_rollout.core.values import NodeInput
+from edge_rollout.core.values import Selection as Selection
 
 _NAME = attrgetter("name")
 
 
-@dataclass(frozen=True)
-class Selection:
-    """The nodes a plan acts on."""
-
-    nodes: tuple[NodeInput, ...]
-    """The selected nodes, in the order they are asked."""
-    removed: tuple[str, ...]
-    """Nodes not selected that hold an entry (in the order given), to be removed."""
-    unique: bool
-    """No two selected nodes have the same name."""
-
-
-def select_nodes(key: str, spec: ModelDeploymentSpec, nodes: Sequence[NodeInput]) -> Selection:
-    """The selected nodes of the deployment `key` in order, and the entries to remove.
+def select_nodes(
+    spec: ModelDeploymentSpec,
+    nodes: Sequence[NodeInput],
+    last: Ordered | None = None,
+    facts: memo.NodeMemo | None = None,
+) -> Ordered:
+    """The selected nodes in order, and the entries to remove (`.selection`), given the order
+    `last` returned for the same deployment (None: worked out from scratch; same result).
 
     Worked example: nodes b, a, c (c labelled canary), all selected: c, a, b.
     """
-    matchers = _Matchers(spec)
+    matchers = _Matchers(spec, facts if facts is not None else memo.NodeMemo())
     given = tuple(nodes)
-    last = _LAST.get(key)
     if last is None or last.key != matchers.key or len(last.given) != len(given):
-        found = _order(matchers, given)
-    else:
-        found = last.update(matchers, given)
-    memo.remember(_LAST, key, found)
-    return found.selection
+        return _order(matchers, given)
+    return last.update(matchers, given)
 
 
 class _Matcher:
     """`selector_matches(selector, node.labels)`, worked out once per node and selector."""
 
-    def __init__(self, selector: LabelSelector) -> None:
+    def __init__(self, selector: LabelSelector, facts: memo.NodeMemo) -> None:
         self.selector = selector
+        self.nodes = facts
         self.key = ("selects", node_labels.selector_key(selector))
 
     def __call__(self, node: NodeInput) -> bool:
-        found = node.memo.get(self.key)
+        facts = self.nodes.facts(node)
+        found = facts.get(self.key)
         if found is None:
             found = node_labels.selector_matches(self.selector, node.labels)
-            node.remember(self.key, found)
+            memo.remember_fact(facts, self.key, found)
         return found is True
 
 
 class _Matchers:
     """The deployment's node selector and canary selector."""
 
-    def __init__(self, spec: ModelDeploymentSpec) -> None:
-        self.selects = _Matcher(spec.node_selector)
+    def __init__(self, spec: ModelDeploymentSpec, facts: memo.NodeMemo) -> None:
+        self.selects = _Matcher(spec.node_selector, facts)
         canary = spec.strategy.canary_selector
-        self.canary = _Matcher(canary) if canary is not None else None
+        self.canary = _Matcher(canary, facts) if canary is not None else None
         self.key = (self.selects.key[1], self.canary.key[1] if self.canary else None)
 
     def facts(self, node: NodeInput) -> tuple[str, bool, bool]:
@@ -86,14 +77,16 @@ class _Matchers:
 
 
 @dataclass(frozen=True)
-class _Ordered:
+class Ordered:
+    """One deployment's order of its nodes, and what is needed to reuse it at the next plan."""
+
     key: tuple[str, str | None]
     given: tuple[NodeInput, ...]
     positions: tuple[int, ...]
     """Of the selected nodes in `given`, in order."""
     selection: Selection
 
-    def update(self, matchers: _Matchers, given: tuple[NodeInput, ...]) -> _Ordered:
+    def update(self, matchers: _Matchers, given: tuple[NodeInput, ...]) -> Ordered:
         """The same order over `given` when every node that is another object has the same
         facts as the one it replaces; else worked out again."""
         changed = list(compress(range(len(given)), map(is_not, given, self.given)))
@@ -104,10 +97,10 @@ class _Ordered:
             return _order(matchers, given)
         nodes = tuple(map(given.__getitem__, self.positions))
         selection = Selection(nodes, self.selection.removed, self.selection.unique)
-        return _Ordered(self.key, given, self.positions, selection)
+        return Ordered(self.key, given, self.positions, selection)
 
 
-def _order(matchers: _Matchers, given: tuple[NodeInput, ...]) -> _Ordered:
+def _order(matchers: _Matchers, given: tuple[NodeInput, ...]) -> Ordered:
     selects = matchers.selects
     chosen = [i for i, node in enumerate(given) if selects(node)]
     names = list(map(_NAME, given))
@@ -122,8 +115,4 @@ def _order(matchers: _Matchers, given: tuple[NodeInput, ...]) -> _Ordered:
     taken = set(map(_NAME, nodes))
     removed = tuple(n.name for n in given if n.desired and n.name not in taken)
     selection = Selection(nodes, removed, len(taken) == len(nodes))
-    return _Ordered(matchers.key, given, tuple(positions), selection)
-
-
-_LAST: dict[str, _Ordered] = {}
-"""The last order per deployment key (checked against the spec's selectors and the nodes)."""
+    return Ordered(matchers.key, given, tuple(positions), selection)

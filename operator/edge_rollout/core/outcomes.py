@@ -2,8 +2,9 @@
 entry it should have, and the variant fallbacks (as events).
 
 Pure: everything comes from the deployment, the releases and `now`. What lasts (see `lasts`) is
-remembered on the NodeInput, so a node whose objects did not change is worked out once, not on
-every replan; planning again from fresh NodeInputs gives the same outcomes.
+remembered in the deployment's `memo.NodeMemo` (part of the caller's `caching.PlannerCache`), so
+a node whose objects did not change is worked out once, not on every replan; planning with an
+empty memo gives the same outcomes.
 """
 
 from __future__ import annotations
@@ -12,33 +13,14 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from edge_rollout.api import reasons
 from edge_rollout.api.edgenode import DesiredModel, ModelStatus
 from edge_rollout.api.release import Release
-from edge_rollout.core import fleet, labels, selection, steps
+from edge_rollout.core import fleet, labels, memo, selection
 from edge_rollout.core.conditions import rfc3339
-from edge_rollout.core.fleet import Event, NodeOutcome, NodeState
-
-if TYPE_CHECKING:
-    from edge_rollout.core.planning import Deployment, NodeInput
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """Where the deployment's rollout stands: from which version to which, the step, the
-    verdict."""
-
-    stable: str
-    target: str
-    progress: steps.StepProgress
-    verdict: str | None
-    """Why the rollout is aborted; None while it is not."""
-
-    @property
-    def aborted(self) -> bool:
-        return self.verdict is not None
+from edge_rollout.core.values import Deployment, Event, NodeInput, NodeOutcome, NodeState
+from edge_rollout.core.values import Rollout as Rollout
 
 
 @functools.lru_cache(maxsize=4096)
@@ -85,8 +67,11 @@ class NodePlanner:
         target: Release,
         stable: Release | None,
         now: datetime,
+        nodes: memo.NodeMemo | None = None,
     ) -> None:
         self.deployment = deployment
+        self.nodes = nodes if nodes is not None else memo.NodeMemo()
+        """What was worked out about each node at earlier plans (the caller's cache)."""
         self.spec = deployment.spec
         self.target = target
         self.stable = stable
@@ -114,13 +99,14 @@ class NodePlanner:
         stays true as time passes) or not yet asked for the target while keeping their entry.
         Those outcomes depend on nothing but the node, the target release, the selection policy
         and the entry's policy fields, so they are worked out once per NodeInput."""
-        found = node.memo.get(self.outcome_key)
+        facts = self.nodes.facts(node)
+        found = facts.get(self.outcome_key)
         if isinstance(found, _Remembered) and found.valid(self.target, self.ready_before):
             return found.outcome
         outcome = self._outcome(node)
         if lasts(node, outcome):
             since = ready_since(node) if outcome.state == "updated" else None
-            node.remember(self.outcome_key, _Remembered(self.target, since, outcome))
+            memo.remember_fact(facts, self.outcome_key, _Remembered(self.target, since, outcome))
         return outcome
 
     def _outcome(self, node: NodeInput) -> NodeOutcome:
@@ -204,10 +190,11 @@ class NodePlanner:
         once per spec when it is the node's own entry)."""
         if node is None or desired is not node.desired:
             return fleet.with_fields(desired, self._refreshed)
-        found = node.memo.get(self._refreshed_key)
+        facts = self.nodes.facts(node)
+        found = facts.get(self._refreshed_key)
         if found is None:
             found = fleet.with_fields(desired, self._refreshed)
-            node.remember(self._refreshed_key, found)
+            memo.remember_fact(facts, self._refreshed_key, found)
         assert isinstance(found, DesiredModel)
         return found
 
@@ -215,12 +202,13 @@ class NodePlanner:
         self, node: NodeInput, release: Release, excluded: Sequence[str]
     ) -> selection.Choice:
         key = ("choice", release.version, self._policy, tuple(excluded))
-        found = node.memo.get(key)
+        facts = self.nodes.facts(node)
+        found = facts.get(key)
         if isinstance(found, tuple) and found[0] is release:
             choice: selection.Choice = found[1]
             return choice
         choice = self._select(node, release, excluded)
-        node.remember(key, (release, choice))
+        memo.remember_fact(facts, key, (release, choice))
         return choice
 
     def _select(

@@ -4,85 +4,26 @@ node should run now and what the ModelDeployment status says.
 Pure and deterministic: everything comes in as arguments (including `now`); the result is a
 `Plan` with the desired EdgeNode entries, the next status and the events. Progress lives in the
 status and the EdgeNode entries, so planning again from `plan.status` with the same nodes changes
-nothing, and a restarted operator continues at the same step.
+nothing, and a restarted operator continues at the same step. The caller's `caching.PlannerCache`
+(optional) only saves work: the plan is the one planning without it gives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress, count
 from operator import is_not
 
-from edge_rollout.api.edgenode import DesiredModel, Hardware, ModelStatus
-from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from edge_rollout.api.release import Release
 from edge_rollout.core import abort as abort_rules
 from edge_rollout.core import analysis as analyses
-from edge_rollout.core import fleet, ordering, replanning, reports, selection, specchecks, steps
+from edge_rollout.core import caching, fleet, ordering, replanning, reports, specchecks, steps
 from edge_rollout.core import summary as summaries
-from edge_rollout.core.fleet import Event, NodeOutcome
-from edge_rollout.core.outcomes import NodePlanner, Rollout, parse
+from edge_rollout.core.outcomes import NodePlanner, parse
+from edge_rollout.core.values import Deployment, Event, NodeInput, NodeOutcome, Plan, Rollout
 
 __all__ = ["Deployment", "Event", "NodeInput", "Plan", "plan_rollout"]
-
-
-@dataclass(frozen=True)
-class NodeInput:
-    """One node as gathered: its labels and hardware, and this deployment's entries on it."""
-
-    name: str
-    labels: Mapping[str, str]
-    hardware: Hardware
-    desired: DesiredModel | None = None
-    reported: ModelStatus | None = None
-    claims: tuple[DesiredModel, ...] = ()
-    """Entries of other deployments that take precedence on this node (memory packing)."""
-    report_problem: str = ""
-    """Why the agent's report cannot be used (`reports.read_edgenode`); "" when it can."""
-    same_model: tuple[str, ...] = ()
-    """Other deployments with an entry of the same model on this node."""
-
-    memo: dict[tuple[object, ...], object] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    """What the planner worked out about this node (selector matches, variant choices,
-    refreshed entries, lasting outcomes), by everything it depends on besides the node. The
-    gatherer hands the planner the same NodeInput while the node's objects do not change, so
-    each is worked out once, not on every replan. Not part of the value (equality, repr)."""
-
-    def remember(self, key: tuple[object, ...], value: object) -> None:
-        """Keep `value` in `memo` (which forgets everything past MEMO_LIMIT facts)."""
-        memo = self.memo
-        memo[key] = value
-        if len(memo) > MEMO_LIMIT:
-            memo.clear()
-
-
-MEMO_LIMIT = 64
-"""Facts kept per NodeInput (a few per spec and release the node has seen)."""
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """The ModelDeployment being planned."""
-
-    key: str
-    """`<namespace>/<name>`, the key of its EdgeNode entries."""
-    generation: int
-    spec: ModelDeploymentSpec
-    status: ModelDeploymentStatus
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to write: EdgeNode entries (None removes one), the status, the events."""
-
-    desired: dict[str, DesiredModel | None]
-    status: ModelDeploymentStatus
-    events: tuple[Event, ...]
-    choices: dict[str, selection.Choice] = field(default_factory=dict)
 
 
 def plan_rollout(
@@ -91,6 +32,7 @@ def plan_rollout(
     nodes: Sequence[NodeInput],
     now: datetime,
     readings: Sequence[analyses.Reading] = (),
+    cache: caching.PlannerCache | None = None,
 ) -> Plan:
     """Plan one reconcile of `deployment` over `nodes`.
 
@@ -105,15 +47,20 @@ def plan_rollout(
     says RolledBack until spec.model.version changes.
 
     `readings` are the query answers of the analysis the rollout waits for (`analysis.due`).
+    With `cache` (the same one across plans), the work of the deployment's last plan is reused
+    where its inputs are the same objects; the plan is the same as without it.
     """
+    memo = cache.deployment(deployment.key) if cache is not None else caching.DeploymentMemo()
     rollout = _rollout_state(deployment, now)
-    chosen, held = reports.hold_invalid(
-        ordering.select_nodes(deployment.key, deployment.spec, nodes)
-    )
+    memo.ordered = ordering.select_nodes(deployment.spec, nodes, memo.ordered, memo.nodes)
+    chosen, held = reports.hold_invalid(memo.ordered.selection)
     target = releases[rollout.target]
     stable = releases.get(rollout.stable)
-    planner = NodePlanner(deployment, rollout, target, stable, now)
-    judged = replanning.judge(deployment.key, planner, chosen)
+    planner = NodePlanner(deployment, rollout, target, stable, now, memo.nodes)
+    judged, judgement = replanning.judge(planner, chosen, memo.judged)
+    memo.judged = judgement if chosen.unique else None
+    if len(memo.nodes) > 2 * len(nodes) + 1024:
+        memo.nodes.keep(n.name for n in nodes)
     rollout, gated = _progress(planner, rollout, judged.tally.plus(held), readings)
     outcomes, tally = _ask(planner, rollout, chosen.nodes, judged)
     changed = () if outcomes is judged.outcomes else _changed(outcomes, judged.outcomes)

@@ -2,8 +2,9 @@
 
 Pure. Between two plans of a deployment most selected nodes are the same NodeInput objects and
 stand where they stood (`outcomes.lasts`): their outcomes, and their tally, are taken from the
-last plan. Only the others (new objects, nodes in flight or failed) are worked out again, in
-order, so the outcomes and events are those a plan from fresh NodeInputs gives.
+last plan (the `Judgement` the caller keeps in its `caching.PlannerCache` and hands back). Only
+the others (new objects, nodes in flight or failed) are worked out again, in order, so the
+outcomes and events are those a plan with no cache gives.
 """
 
 from __future__ import annotations
@@ -13,19 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import compress
 from operator import attrgetter, is_not
-from typing import TYPE_CHECKING
 
 from edge_rollout.api.edgenode import DesiredModel
 from edge_rollout.api.release import Release
-from edge_rollout.core import fleet, memo, ordering, selection
-from edge_rollout.core.fleet import NodeOutcome
+from edge_rollout.core import fleet
 from edge_rollout.core.outcomes import NodePlanner, lasts, ready_since
-
-if TYPE_CHECKING:
-    from edge_rollout.core.planning import NodeInput
+from edge_rollout.core.values import Choice, NodeInput, NodeOutcome, Selection
 
 Entries = dict[str, DesiredModel | None]
-Choices = dict[str, selection.Choice]
+Choices = dict[str, Choice]
 
 
 @dataclass(frozen=True)
@@ -39,22 +36,24 @@ class Judged:
     choices: Choices
 
 
-def judge(key: str, planner: NodePlanner, chosen: ordering.Selection) -> Judged:
-    """The outcome of each of `chosen.nodes` for the deployment `key`.
+def judge(
+    planner: NodePlanner, chosen: Selection, last: Judgement | None = None
+) -> tuple[Judged, Judgement]:
+    """The outcome of each of `chosen.nodes`, given the `Judgement` this returned at the
+    deployment's last plan (None: all worked out again; same result), and the `Judgement` to
+    hand back at the next.
 
     Worked example: 3,000 selected nodes of which 150 are downloading: the first plan works out
     all 3,000; the next, given the same NodeInputs, the 150 (and any node whose objects changed).
     """
     nodes = chosen.nodes
-    last = _LAST.get(key) if chosen.unique else None
-    if last is not None and last.fits(planner, nodes):
+    if last is not None and chosen.unique and last.fits(planner, nodes):
         found = last.update(planner, nodes)
     else:
         found = _fresh(planner, nodes)
-    if chosen.unique:
-        memo.remember(_LAST, key, found)
     redone = map(found.outcomes.__getitem__, found.redo)
-    return Judged(found.outcomes, found.lasting.plus(redone), found.desired, found.choices)
+    judged = Judged(found.outcomes, found.lasting.plus(redone), found.desired, found.choices)
+    return judged, found
 
 
 def entries(outcomes: Sequence[NodeOutcome]) -> Entries:
@@ -102,7 +101,7 @@ class _Kept:
 
 
 @dataclass(frozen=True)
-class _Last(_Kept):
+class Judgement(_Kept):
     """One deployment's outcomes, and what is needed to know which still hold."""
 
     key: tuple[object, ...]
@@ -122,7 +121,7 @@ class _Last(_Kept):
             and (self.since is None or self.since <= planner.ready_before)
         )
 
-    def update(self, planner: NodePlanner, nodes: tuple[NodeInput, ...]) -> _Last:
+    def update(self, planner: NodePlanner, nodes: tuple[NodeInput, ...]) -> Judgement:
         """Work out again the outcomes that do not last and those of nodes that changed."""
         changed: list[int] = []
         if nodes is not self.nodes:
@@ -139,7 +138,7 @@ class _Last(_Kept):
         return _settle(planner, nodes, tuple(outcomes), again, kept)
 
 
-def _fresh(planner: NodePlanner, nodes: tuple[NodeInput, ...]) -> _Last:
+def _fresh(planner: NodePlanner, nodes: tuple[NodeInput, ...]) -> Judgement:
     outcomes = tuple(map(planner.outcome, nodes))
     empty = fleet.tally((), planner.rollout.target)
     kept = _Kept(empty, None, entries(outcomes), choices(outcomes))
@@ -152,7 +151,7 @@ def _settle(
     outcomes: tuple[NodeOutcome, ...],
     worked_out: Iterable[int],
     kept: _Kept,
-) -> _Last:
+) -> Judgement:
     """Sort the positions just `worked_out` into lasting ones (counted) and ones to redo."""
     since = kept.since
     redo = []
@@ -166,7 +165,7 @@ def _settle(
         ready = ready_since(node) if outcome.state == "updated" else None
         if ready is not None and (since is None or ready > since):
             since = ready
-    return _Last(
+    return Judgement(
         kept.lasting.plus(lasting),
         since,
         kept.desired,
@@ -182,6 +181,3 @@ def _settle(
 _NODE = attrgetter("node")
 _DESIRED = attrgetter("desired")
 _CHOICE = attrgetter("choice")
-
-_LAST: dict[str, _Last] = {}
-"""The last outcomes per deployment key (checked against the planner and the nodes)."""

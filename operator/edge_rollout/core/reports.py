@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -21,11 +20,7 @@ from edge_rollout.api.edgenode import EdgeNode, EdgeNodeStatus
 from edge_rollout.api.modeldeployment import is_iana_zone
 from edge_rollout.core import selection
 from edge_rollout.core.conditions import rfc3339
-from edge_rollout.core.fleet import NodeOutcome
-
-if TYPE_CHECKING:
-    from edge_rollout.core import ordering
-    from edge_rollout.core.planning import NodeInput
+from edge_rollout.core.values import NodeInput, NodeOutcome, Selection
 
 REPORT_VALID = "ReportValid"
 REPORT_INVALID = "ReportInvalid"
@@ -86,8 +81,8 @@ def report_problem(edgenode: EdgeNode | None) -> str | None:
 
 
 def hold_invalid(
-    chosen: ordering.Selection,
-) -> tuple[ordering.Selection, tuple[NodeOutcome, ...]]:
+    chosen: Selection,
+) -> tuple[Selection, tuple[NodeOutcome, ...]]:
     """The selected nodes whose reports are usable, and an outcome for each of the others:
     unschedulable for ReportInvalid, keeping the entry it has (nothing on it changes)."""
     if not any(map(_PROBLEM, chosen.nodes)):  # in C: the usual case costs little at 10,000 nodes

@@ -7,55 +7,19 @@ a sentence; the chosen one gets the reason it won. Memory is shared by all model
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from edge_rollout.api.edgenode import DesiredModel, Hardware
 from edge_rollout.api.modeldeployment import SelectionPolicy
 from edge_rollout.api.release import Release, VariantEntry
 from edge_rollout.core import labels as node_labels
+from edge_rollout.core.values import Choice as Choice
+from edge_rollout.core.values import NodeFacts as NodeFacts
+from edge_rollout.core.values import Rejection as Rejection
 
 CLASS_RANK = {"npu": 0, "gpu": 1, "cpu": 2}
 """Accelerated variants first when the node has the accelerator."""
 GIB = 1 << 30
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why one candidate variant was not chosen for a node."""
-
-    variant: str
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The variant a node gets (None when nothing fits), with reasons for every candidate."""
-
-    node: str
-    variant: str | None
-    reason: str
-    message: str
-    rejections: tuple[Rejection, ...] = ()
-    memory_bytes: int = 0
-
-    def for_node(self, node: str) -> Choice:
-        """The same choice for another node with an equal profile."""
-        if node == self.node:
-            return self
-        return Choice(
-            node, self.variant, self.reason, self.message, self.rejections, self.memory_bytes
-        )
-
-
-@dataclass(frozen=True)
-class NodeFacts:
-    """What selection needs to know about one node."""
-
-    name: str
-    labels: Mapping[str, str]
-    hardware: Hardware
 
 
 def memory_budget(

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import TYPE_CHECKING
 
 from edge_rollout.api.modeldeployment import (
     ModelDeploymentSpec,
@@ -22,10 +21,7 @@ from edge_rollout.api.modeldeployment import (
 )
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core.conditions import set_condition
-from edge_rollout.core.fleet import Event
-
-if TYPE_CHECKING:
-    from edge_rollout.core.planning import Deployment, NodeInput
+from edge_rollout.core.values import Deployment, Event, NodeInput
 
 _SAME_MODEL = attrgetter("same_model")
 WARNING = "Warning"

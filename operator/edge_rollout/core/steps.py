@@ -7,19 +7,11 @@ Pure. Steps use Argo Rollouts' vocabulary adapted to nodes: `setNodePercent`, `s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from edge_rollout.api.common import parse_duration
 from edge_rollout.api.modeldeployment import Step, Strategy
-
-
-@dataclass(frozen=True)
-class StepProgress:
-    """Where the rollout is: the step in progress and when it started."""
-
-    index: int
-    started: datetime
+from edge_rollout.core.values import StepProgress as StepProgress
 
 
 def step_goal(step: Step, total: int) -> int | None:

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from edge_rollout.api.modeldeployment import (
     ModelDeploymentStatus,
@@ -23,10 +23,7 @@ from edge_rollout.api.modeldeployment import (
 from edge_rollout.core import steps
 from edge_rollout.core.conditions import rfc3339, set_standard_conditions
 from edge_rollout.core.fleet import Event, NodeOutcome, Tally
-from edge_rollout.core.outcomes import Rollout
-
-if TYPE_CHECKING:
-    from edge_rollout.core.planning import Deployment
+from edge_rollout.core.values import Deployment, Rollout
 
 WORST_NODES = 10
 NO_AGENT = "NoAgent"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode
-from edge_rollout.core import inputs, planning
+from edge_rollout.core import caching, inputs, planning
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core import reports as node_reports
 from tests.unit.core.fixtures import GIB, hardware
@@ -121,27 +121,28 @@ def test_memoized_inputs_equal_fresh_ones_before_and_after_objects_change(
             nodes[name] = inputs.NodeInfo({"edge": "true", "kubernetes.io/arch": "arm64"}, 4 * GIB)
         if has_edgenode or not has_node:
             edgenodes[name] = edgenode(name, models, heartbeat)
+    cache = caching.PlannerCache()
     for key, priority, empty in asks:
-        assert inputs.node_inputs(key, priority, empty, nodes, edgenodes) == reference(
-            key, priority, empty, nodes, edgenodes
-        )
+        expected = reference(key, priority, empty, nodes, edgenodes)
+        assert inputs.node_inputs(key, priority, empty, nodes, edgenodes) == expected
+        assert inputs.node_inputs(key, priority, empty, nodes, edgenodes, None, cache) == expected
     for i in replaced:
         name = f"n{i}"
         if name in edgenodes:
             edgenodes[name] = edgenode(name, [("ns/d0", 5, GIB)], True)
     for key, priority, empty in asks:
-        assert inputs.node_inputs(key, priority, empty, nodes, edgenodes) == reference(
-            key, priority, empty, nodes, edgenodes
-        )
+        expected = reference(key, priority, empty, nodes, edgenodes)
+        assert inputs.node_inputs(key, priority, empty, nodes, edgenodes, None, cache) == expected
 
 
 def test_a_new_edgenode_object_for_a_node_is_seen_at_once() -> None:
     nodes = {"a": inputs.NodeInfo({"edge": "true"}, 4 * GIB)}
     first = {"a": edgenode("a", [("ns/d1", 0, GIB)], True)}
-    assert inputs.node_inputs("ns/d1", 0, False, nodes, first)[0].desired is not None
+    cache = caching.PlannerCache()
+    assert inputs.node_inputs("ns/d1", 0, False, nodes, first, cache=cache)[0].desired is not None
     second = {"a": edgenode("a", [], True)}
-    assert inputs.node_inputs("ns/d1", 0, False, nodes, second)[0].desired is None
-    assert inputs.node_inputs("ns/d1", 0, True, nodes, {}) == []
+    assert inputs.node_inputs("ns/d1", 0, False, nodes, second, cache=cache)[0].desired is None
+    assert inputs.node_inputs("ns/d1", 0, True, nodes, {}, cache=cache) == []
 
 
 @settings(max_examples=60, deadline=None)
@@ -159,13 +160,14 @@ def test_new_objects_for_a_node_hand_out_equal_node_inputs_as_the_objects_before
     planner the very NodeInput it had, so what it remembered about the node still applies."""
     nodes = {f"m{i}": inputs.NodeInfo({"edge": "true"}, 4 * GIB) for i in range(len(fleet))}
     edgenodes = {f"m{i}": edgenode(f"m{i}", models, hb) for i, (models, hb) in enumerate(fleet)}
-    before = {ask: inputs.node_inputs(*ask, False, nodes, edgenodes) for ask in asks}
+    cache = caching.PlannerCache()
+    before = {ask: inputs.node_inputs(*ask, False, nodes, edgenodes, cache=cache) for ask in asks}
     for i, models in replaced.items():
         if i < len(fleet):
             kept, heartbeat = fleet[i]
             edgenodes[f"m{i}"] = edgenode(f"m{i}", kept if models is None else models, heartbeat)
     for (key, priority), had in before.items():
-        now = inputs.node_inputs(key, priority, False, nodes, edgenodes)
+        now = inputs.node_inputs(key, priority, False, nodes, edgenodes, cache=cache)
         assert now == reference(key, priority, False, nodes, edgenodes)
         for old, new in zip(had, now, strict=True):
             assert (old is new) == (old == new)

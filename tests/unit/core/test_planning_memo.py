@@ -1,6 +1,7 @@
-"""The planner's per-node memo: the same NodeInput objects planned again (as the operator does
-between replans) give exactly the plan that fresh objects give, whatever `now`, spec or
-release comes next."""
+"""The planner's facts per node (`memo.NodeMemo`, in the caller's `caching.PlannerCache`): the
+same NodeInput objects planned again with the same cache (as the operator does between replans)
+give exactly the plan that fresh objects without a cache give, whatever `now`, spec or release
+comes next."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_rollout.core import planning
+from edge_rollout.core import caching, planning
 from tests.unit.core.fixtures import Fleet, fleet, release, variant
 
 STEPS = [{"setNodePercent": 40}, {"pause": {"duration": "1m"}}]
@@ -54,6 +55,7 @@ def test_reused_node_inputs_plan_like_fresh_ones(
 ) -> None:
     f = mid_rollout(count, ticks, broken)
     kept = [n.as_input() for n in f.nodes]
+    cache = caching.PlannerCache()
     for seconds, change in moves:
         f.now += timedelta(seconds=seconds)  # also backwards: the memo must not assume order
         if change == "min-ready":
@@ -69,18 +71,19 @@ def test_reused_node_inputs_plan_like_fresh_ones(
             model = f.spec.model.model_copy(update={"store": store})
             f.spec = f.spec.model_copy(update={"model": model})
         deployment = planning.Deployment("ns/md", f.generation, f.spec, f.status)
-        reused = planning.plan_rollout(deployment, f.releases, kept, f.now)
+        reused = planning.plan_rollout(deployment, f.releases, kept, f.now, cache=cache)
         expected = planning.plan_rollout(deployment, f.releases, fresh(kept), f.now)
         assert reused == expected
 
 
-def test_memo_is_not_part_of_a_node_inputs_value() -> None:
+def test_what_the_planner_remembers_is_in_the_cache_not_on_the_node_inputs() -> None:
     f = mid_rollout(3, 5)
     node = f.nodes[1].as_input()
-    f.plan()
-    planning.plan_rollout(
-        planning.Deployment("ns/md", f.generation, f.spec, f.status), f.releases, [node], f.now
-    )
-    assert node.memo
-    assert node == dataclasses.replace(node)
-    assert "memo=" not in repr(node)
+    cache = caching.PlannerCache()
+    deployment = planning.Deployment("ns/md", f.generation, f.spec, f.status)
+    planning.plan_rollout(deployment, f.releases, [node], f.now, cache=cache)
+    memo = cache.deployment("ns/md")
+    assert memo.nodes.facts(node), "the facts worked out about the node are in the cache"
+    assert not memo.nodes.facts(dataclasses.replace(node)), "an equal new object starts afresh"
+    assert dataclasses.fields(node) == dataclasses.fields(planning.NodeInput)
+    assert all(f.compare for f in dataclasses.fields(node)), "a NodeInput is all value"

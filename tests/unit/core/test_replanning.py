@@ -1,45 +1,30 @@
-"""Replanning from the last plan: the planner's per-deployment memos (the nodes' order, the
-outcomes that last, the tally, the entries and choices) give exactly the plan that a freshly
-started planner gives from fresh NodeInputs, whatever happens between two plans."""
+"""Replanning from the last plan: the planner's cache (`caching.PlannerCache`: the nodes' order,
+the outcomes that last, the tally, the entries and choices, the facts per node) gives exactly the
+plan that planning without a cache gives from fresh NodeInputs, whatever happens between two
+plans, including the deployment being forgotten (deleted) or evicted."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edge_rollout.api.common import LabelSelector
+from edge_rollout.core import caching, outcomes, planning
 from edge_rollout.core import fleet as fleet_core
-from edge_rollout.core import ordering, outcomes, planning, replanning
 from tests.unit.core.fixtures import Fleet, fleet, release, variant
 
 STEPS = [{"setNodePercent": 30}, {"pause": {"duration": "1m"}}, {"setNodePercent": 60}]
 CANARY = {"matchLabels": {"ring": "canary"}}
-MEMOS: tuple[dict[str, object], ...] = (ordering._LAST, replanning._LAST)  # type: ignore[assignment]
 MOVES = st.sampled_from(
     ["tick"] * 12
     + ["back", "replace", "shuffle", "drop", "canary", "unselect", "pause", "min-ready"]
-    + ["release", "break", "rollback", "abort-policy"]
+    + ["release", "break", "rollback", "abort-policy", "forget", "evict"]
 )
 """Mostly agents reporting as time passes, so that nodes stay Ready, time out, fail."""
-
-
-@contextmanager
-def forgetting() -> Iterator[None]:
-    """Plan as a planner that just started: nothing remembered (restored afterwards)."""
-    saved = [dict(m) for m in MEMOS]
-    for m in MEMOS:
-        m.clear()
-    try:
-        yield
-    finally:
-        for m, kept in zip(MEMOS, saved, strict=True):
-            m.clear()
-            m.update(kept)
+KEY = "ns/md"
 
 
 class Gatherer:
@@ -48,6 +33,7 @@ class Gatherer:
 
     def __init__(self, f: Fleet) -> None:
         self.f = f
+        self.cache = caching.PlannerCache(limit=2)
         self.inputs: dict[str, planning.NodeInput] = {}
         self.order = [n.name for n in f.nodes]
 
@@ -60,12 +46,13 @@ class Gatherer:
         return [self.inputs[name] for name in self.order]
 
 
-def plans_alike(f: Fleet, nodes: list[planning.NodeInput]) -> planning.Plan:
-    deployment = planning.Deployment("ns/md", f.generation, f.spec, f.status)
-    remembered = planning.plan_rollout(deployment, f.releases, nodes, f.now)
-    with forgetting():
-        fresh = [dataclasses.replace(n) for n in nodes]
-        expected = planning.plan_rollout(deployment, f.releases, fresh, f.now)
+def plans_alike(
+    f: Fleet, nodes: list[planning.NodeInput], cache: caching.PlannerCache
+) -> planning.Plan:
+    deployment = planning.Deployment(KEY, f.generation, f.spec, f.status)
+    remembered = planning.plan_rollout(deployment, f.releases, nodes, f.now, cache=cache)
+    fresh = [dataclasses.replace(n) for n in nodes]
+    expected = planning.plan_rollout(deployment, f.releases, fresh, f.now)
     assert remembered == expected
     assert list(remembered.desired) == list(expected.desired)
     assert list(remembered.choices) == list(expected.choices)
@@ -91,9 +78,21 @@ def move(f: Fleet, g: Gatherer, kind: str, n: int) -> frozenset[int]:
         node.labels = {**node.labels, "ring": "canary"}
     elif kind == "unselect":
         node.labels = {"edge": "false"} if node.labels.get("edge") == "true" else {"edge": "true"}
+    elif kind in ("forget", "evict"):
+        change_cache(g.cache, kind)
     else:
         change_spec(f, kind, n)
     return frozenset()
+
+
+def change_cache(cache: caching.PlannerCache, kind: str) -> None:
+    if kind == "forget":  # the ModelDeployment deleted (and created again)
+        cache.forget(KEY)
+        assert not cache.holds(KEY)
+    else:  # two deployments planned since: the least recently planned goes (limit 2)
+        for other in ("ns/other-1", "ns/other-2"):
+            cache.deployment(other)
+        assert KEY not in cache.deployments()
 
 
 def change_spec(f: Fleet, kind: str, n: int) -> None:
@@ -140,7 +139,7 @@ def test_replanning_from_memos_plans_like_a_fresh_planner(
     g = Gatherer(f)
     for kind, n in moves:
         replace = move(f, g, kind, n)
-        f.apply(plans_alike(f, g.gather(replace)))
+        f.apply(plans_alike(f, g.gather(replace), g.cache))
 
 
 def test_tallies_add_and_subtract_like_counting_again() -> None:

@@ -19,6 +19,7 @@ from types import FrameType
 
 from edge_rollout.api.common import parse_duration
 from edge_rollout.api.edgenode import DesiredModel
+from edge_rollout.api.modeldeployment import trust_pairs
 from edge_rollout.kube import logrecords
 from edge_rollout.store import keys
 from edge_rollout.store.reader import StoreReader
@@ -66,17 +67,18 @@ def _duration(text: str) -> timedelta:
 
 
 def source_opener(timeout: float = 30.0) -> Callable[[DesiredModel], ChunkSource]:
-    """A cached store reader per (store URL, public key)."""
-    cache: dict[tuple[str, str], StoreReader] = {}
+    """A cached store reader per (store URL, trusted keys)."""
+    cache: dict[tuple[str, tuple[tuple[str, str], ...]], StoreReader] = {}
 
     def open_source(entry: DesiredModel) -> ChunkSource:
-        key = (entry.store_url, entry.public_key)
+        trusted = tuple(trust_pairs(entry.public_key, entry.trusted_keys))
+        key = (entry.store_url, trusted)
         if key not in cache:
-            # The spec's manifestDigest comes from the index the operator verified; without a
-            # key the reader still checks every manifest and chunk against its digest, with one
-            # it also checks each manifest's detached signature.
-            public = keys.load_public_key(entry.public_key) if entry.public_key.strip() else None
-            cache[key] = StoreReader(open_transport(entry.store_url, timeout=timeout), public)
+            # The spec's manifestDigest comes from the index the operator verified; without
+            # keys the reader still checks every manifest and chunk against its digest, with some
+            # it also checks that a manifest signature is by one of them (old or new key).
+            transport = open_transport(entry.store_url, timeout=timeout)
+            cache[key] = StoreReader(transport, keys.trust(trusted))
         return cache[key]
 
     return open_source

@@ -101,8 +101,8 @@ def test_unverifiable_release_stalls_and_touches_no_node(
     assert stalled == 1
     conditions = {c["type"]: c for c in status(kubectl, namespace)["conditions"]}
     assert conditions["Stalled"]["status"] == "True"
-    assert conditions["Ready"]["reason"] == "ReleaseUnverifiable"
-    assert "signature" in conditions["Ready"]["message"]
+    assert conditions["Ready"]["reason"] == "UntrustedKey"
+    assert "no signature by a trusted key" in conditions["Ready"]["message"]
     assert entries(kubectl, namespace) == {}
 
 

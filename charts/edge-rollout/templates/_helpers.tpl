@@ -81,21 +81,40 @@ helm.sh/chart: {{ include "edge-rollout.chart" .ctx }}
 {{- end }}
 {{- end }}
 
-{{/* The store key's volume source, or nothing; fails when both sources are set. */}}
+{{/* The store keys' volume source, or nothing; fails when both sources of the one key are set
+or two trusted keys share an id. */}}
 {{- define "edge-rollout.storeKeyVolume" -}}
 {{- $store := .Values.store }}
 {{- if and $store.publicKey $store.existingSecret }}
 {{- fail "set either store.publicKey or store.existingSecret, not both" }}
 {{- end }}
-{{- if $store.existingSecret }}
+{{- $ids := list }}
+{{- range $store.trustedKeys }}
+{{- if has .id $ids }}
+{{- fail (printf "store.trustedKeys: the id %q is used twice; give each key its own id (e.g. release-2026, release-2027)" .id) }}
+{{- end }}
+{{- $ids = append $ids .id }}
+{{- end }}
+{{- $configMap := include "edge-rollout.componentName" (dict "ctx" . "component" "store-key") }}
+{{- if and $store.existingSecret $store.trustedKeys }}
+projected:
+  sources:
+    - secret:
+        name: {{ $store.existingSecret }}
+        items:
+          - key: {{ $store.existingSecretKey }}
+            path: public-key.pem
+    - configMap:
+        name: {{ $configMap }}
+{{- else if $store.existingSecret }}
 secret:
   secretName: {{ $store.existingSecret }}
   items:
     - key: {{ $store.existingSecretKey }}
       path: public-key.pem
-{{- else if $store.publicKey }}
+{{- else if or $store.publicKey $store.trustedKeys }}
 configMap:
-  name: {{ include "edge-rollout.componentName" (dict "ctx" . "component" "store-key") }}
+  name: {{ $configMap }}
 {{- end }}
 {{- end }}
 

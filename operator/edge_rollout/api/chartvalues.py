@@ -265,8 +265,22 @@ class Agent(Workload):
     """The agent's ServiceAccount (the admission policy matches its name)."""
 
 
+_KEY_ID_PATTERN = r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$"
+
+
+class StoreTrustedKey(ValuesModel):
+    """A public key the operator trusts by default, under an id (a ModelDeployment's
+    spec.model.store.trustedKeys, for every deployment that sets no key of its own)."""
+
+    id: str = Field(min_length=1, max_length=63, pattern=_KEY_ID_PATTERN)
+    """The key's name, e.g. `release-2026` (the file `<id>.pub` in the operator's key
+    directory); ids must be unique."""
+    public_key: str = Field(min_length=1, max_length=160)
+    """The ed25519 public key `edge-rollout keygen` printed (PEM or base64)."""
+
+
 class Store(ValuesModel):
-    """The ed25519 public key that signs release indexes, mounted into the operator."""
+    """The ed25519 public keys that sign release indexes, mounted into the operator."""
 
     public_key: str = Field(default="", max_length=4096)
     """The key `edge-rollout keygen` printed (PEM or base64); the chart puts it in a ConfigMap."""
@@ -274,6 +288,9 @@ class Store(ValuesModel):
     """Or: a Secret in the release namespace that holds the key (set one of the two)."""
     existing_secret_key: str = Field(default="public-key.pem", min_length=1)
     """The key of that Secret's data entry."""
+    trusted_keys: list[StoreTrustedKey] = Field(default_factory=list, max_length=4)
+    """More trusted keys, with ids (at most 4, ids unique): a release signed by any of them, or
+    by publicKey, verifies. Add the new key here to rotate (docs/operations.md)."""
 
 
 class ServiceMonitor(ValuesModel):
@@ -333,7 +350,7 @@ class ChartValues(ValuesModel):
     agent: Agent = Field(default_factory=Agent)
     """The agent."""
     store: Store = Field(default_factory=Store)
-    """The store's signing key."""
+    """The store's signing keys."""
     metrics: Metrics = Field(default_factory=Metrics)
     """Metrics."""
     rbac: Rbac = Field(default_factory=Rbac)

@@ -22,7 +22,14 @@ from edge_rollout.api.common import (
     defaulted,
     x_validations,
 )
-from edge_rollout.api.modeldeployment import AcceleratorClass, AppCheck, Delivery, Window
+from edge_rollout.api.modeldeployment import (
+    MAX_TRUSTED_KEYS,
+    AcceleratorClass,
+    AppCheck,
+    Delivery,
+    TrustedKey,
+    Window,
+)
 
 ENTRY_KEY = TextFormat(
     r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
@@ -80,6 +87,9 @@ class DesiredModel(ApiModel):
     """Base URL of the store."""
     public_key: str = Field(default="", max_length=4096)
     """ed25519 public key that signs the release index."""
+    trusted_keys: list[TrustedKey] = Field(default_factory=list, max_length=MAX_TRUSTED_KEYS)
+    """The deployment's store.trustedKeys: a manifest signed by any of them (or publicKey) is
+    valid."""
     priority: int = 0
     """Priority of the ModelDeployment (for memory packing on the node)."""
     keep_version: str = Field(default="", max_length=128)

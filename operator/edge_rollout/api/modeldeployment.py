@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
@@ -149,8 +150,45 @@ MAX_UNAVAILABLE_RULE = cel(
 AcceleratorClass = Literal["npu", "gpu", "cpu"]
 
 
+KEY_ID = name_format("release-2026")
+MAX_TRUSTED_KEYS = 4
+"""Enough for a rotation (old and new key) with room for an overlap; each key is checked."""
+TRUSTED_KEYS_SCHEMA_LIMIT = MAX_TRUSTED_KEYS + 1
+"""The schema's maxItems: above MAX_TRUSTED_KEYS, so that the CEL rule saying what to do
+answers a list of 5 rather than the apiserver's bare `Too many`."""
+IMPLICIT_KEY_ID = "publicKey"
+"""The id `publicKey` goes by in the trust set (no trustedKeys id can be it: ids are lowercase)."""
+TRUSTED_KEYS_RULES = (
+    cel(
+        f"size(self) <= {MAX_TRUSTED_KEYS}",
+        f"trustedKeys may hold at most {MAX_TRUSTED_KEYS} keys: remove keys no release you still"
+        " run is signed by (countersign those with a newer key first: docs/operations.md,"
+        ' "Rotating the signing key")',
+    ),
+    cel(
+        "self.all(k, self.exists_one(j, j.id == k.id))",
+        "trustedKeys ids must be unique: give each key its own id, e.g. the year it was made"
+        " (release-2026, release-2027)",
+    ),
+)
+
+
+class TrustedKey(ApiModel):
+    """A public key whose signatures make a release valid (TUF's keyid and key, cosign's
+    --key), under an id people and error messages name it by."""
+
+    id: Annotated[str, KEY_ID.validator()] = Field(
+        min_length=1, max_length=63, json_schema_extra=x_validations(KEY_ID.rule())
+    )
+    """The name of the key, e.g. `release-2026`; errors show it next to the key id signatures
+    carry (16 hex digits of the key's sha256, `edge-rollout keygen` prints it)."""
+    public_key: str = Field(min_length=1, max_length=160)
+    """The ed25519 public key (PEM, or raw base64) as `edge-rollout keygen` printed it (a PEM
+    is 113 characters)."""
+
+
 class StoreRef(ApiModel):
-    """Where the release lives and which key signs it."""
+    """Where the release lives and which keys may sign it."""
 
     url: str = Field(
         max_length=2048,
@@ -171,8 +209,42 @@ class StoreRef(ApiModel):
     )
     """Base URL of the store: `https://…`, `http://…` or `file:///absolute/path`."""
     public_key: str = Field(default="", max_length=4096)
-    """The ed25519 public key (PEM, or raw base64) that signs this model's release indexes.
-    Empty means the operator's default trusted key."""
+    """An ed25519 public key (PEM, or raw base64) that signs this model's releases; trusted
+    along with trustedKeys (as id `publicKey`). Empty, with no trustedKeys, means the operator's
+    default trusted keys."""
+    trusted_keys: list[TrustedKey] = Field(
+        default_factory=list,
+        max_length=TRUSTED_KEYS_SCHEMA_LIMIT,
+        json_schema_extra=x_validations(*TRUSTED_KEYS_RULES),
+    )
+    """Public keys that sign this model's releases: a release (index and manifests) is valid
+    when any one of its signatures is by one of them. Add the new key here before publishing
+    with it; remove the old one once no release you may roll back to is signed only by it."""
+
+    @model_validator(mode="after")
+    def _few_unique_ids(self) -> StoreRef:
+        """Refuse in Python what TRUSTED_KEYS_RULES refuse in the CRD."""
+        ids = [k.id for k in self.trusted_keys]
+        broken = [len(ids) > MAX_TRUSTED_KEYS, len(set(ids)) != len(ids)]
+        for rule, bad in zip(TRUSTED_KEYS_RULES, broken, strict=True):
+            if bad:
+                message = rule["message"]
+                raise PydanticCustomError("trusted_keys", "{message}", {"message": message})
+        return self
+
+    def trust_set(self) -> list[tuple[str, str]]:
+        """(id, public key) of every key this store trusts."""
+        return trust_pairs(self.public_key, self.trusted_keys)
+
+
+def trust_pairs(public_key: str, trusted_keys: Sequence[TrustedKey]) -> list[tuple[str, str]]:
+    """(id, public key) of every trusted key: publicKey (id `publicKey`) first, then the rest.
+
+    >>> trust_pairs("A", [TrustedKey(id="new", public_key="B")])
+    [('publicKey', 'A'), ('new', 'B')]
+    """
+    implicit = [(IMPLICIT_KEY_ID, public_key)] if public_key.strip() else []
+    return implicit + [(k.id, k.public_key) for k in trusted_keys]
 
 
 class ModelRef(ApiModel):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -18,8 +17,9 @@ from rich.table import Table
 
 from edge_rollout.api.manifest import Manifest
 from edge_rollout.api.release import Release, VariantEntry
+from edge_rollout.cli import store as store_cli
 from edge_rollout.content import fetchplan
-from edge_rollout.store import codec, keys
+from edge_rollout.store import codec
 from edge_rollout.store.errors import NotFoundError, StoreError
 from edge_rollout.store.reader import StoreReader, index_path
 from edge_rollout.store.transport import open_transport
@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("old", help="MODEL@VERSION a node holds")
     p.add_argument("new", help="MODEL@VERSION it updates to")
     p.add_argument("--store", required=True, help="store directory or URL")
-    p.add_argument("--public-key", required=True, type=Path, help="public key file")
+    p.add_argument("--public-key", required=True, action="append", type=store_cli.named_key,
+                   metavar="[ID=]FILE", help="a trusted public key file; repeat it for several"
+                   " (the old and the new key while rotating)")  # fmt: skip
     p.add_argument("--variant", default=None, help="only this variant")
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.set_defaults(handler=run)
@@ -142,9 +144,7 @@ def _table(doc: dict[str, Any]) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        reader = StoreReader(
-            open_transport(args.store), keys.load_public_key(args.public_key.read_text())
-        )
+        reader = StoreReader(open_transport(args.store), args.public_key)
         doc = report(reader, args.old, args.new, args.variant)
     except StoreError as exc:
         print(f"error: {exc}")

@@ -128,7 +128,7 @@ def parse(document: Mapping[str, Any]) -> ModelDeployment:
 
 
 def _releases(md: ModelDeployment, key_file: Path | None) -> dict[str, Release]:
-    if key_file is not None and not md.spec.model.store.public_key:
+    if key_file is not None and not md.spec.model.store.trust_set():
         md = explaining.with_public_key(md, key_file.read_text())
     try:
         return releases_for(md, ReleaseCache())

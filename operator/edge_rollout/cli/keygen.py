@@ -1,7 +1,8 @@
 """`edge-rollout keygen`: make the ed25519 key pair that signs release indexes.
 
 Writes KEY (private, PKCS#8 PEM, mode 0600) and KEY.pub (public PEM) and prints the public key for
-`spec.model.store.publicKey`. Refuses to overwrite an existing key. Must not touch a store.
+`spec.model.store.trustedKeys` with its key id (what signatures name it by). Refuses to overwrite
+an existing key. Must not touch a store.
 """
 
 from __future__ import annotations
@@ -35,4 +36,5 @@ def run(args: argparse.Namespace) -> int:
     public.write_text(pem)
     print(f"private key: {private} (keep it secret)\npublic key:  {public}\n\n{pem}")
     print(f"base64 form: {keys.public_key_b64(key.public_key())}")
+    print(f"key id:      {keys.key_id(key.public_key())} (signatures by this key name it)")
     return 0

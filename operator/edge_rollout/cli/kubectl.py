@@ -212,7 +212,7 @@ def _explain(
     md: ModelDeployment, fleet: explaining.Fleet, node: str, key_file: str | None
 ) -> explaining.Explanation | None:
     reading = md
-    if key_file and not md.spec.model.store.public_key:
+    if key_file and not md.spec.model.store.trust_set():
         with open(key_file) as f:
             reading = explaining.with_public_key(md, f.read())
     release: Release | str

@@ -25,12 +25,15 @@ from rich.progress import (
 )
 
 from edge_rollout.api.modeldeployment import (
+    KEY_ID,
     ModelDeployment,
     ModelDeploymentSpec,
     ModelRef,
     StoreRef,
+    TrustedKey,
 )
 from edge_rollout.api.release import Release
+from edge_rollout.cli import store as store_cli
 from edge_rollout.publishing import onnxmodel, pipeline, request
 from edge_rollout.store import keys
 from edge_rollout.store.errors import StoreError
@@ -56,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="release to compute tensor deltas against (default: latest published)",
     )
+    p.add_argument("--public-key", action="append", default=[], type=store_cli.named_key,
+                   metavar="[ID=]FILE", help="also trust this key's signatures on earlier releases"
+                   " (the delta base, --golden-from): the old key while rotating to --key"
+                   " (repeatable)")  # fmt: skip
     p.add_argument("--store-url", default=None, help="URL nodes use for the store (printed YAML)")
     p.add_argument("--runs", type=int, default=30, help="timed inferences per variant")
     p.add_argument("--samples", type=int, default=4, help="sample inputs for agreement")
@@ -122,6 +129,7 @@ def to_request(args: argparse.Namespace) -> request.PublishRequest:
         variants=_variants(args.variants),
         extra_variants=tuple(request.parse_extra(s) for s in args.extra_variant or []),
         base_version=args.base_version,
+        trusted_keys=tuple(args.public_key),
         runs=args.runs,
         samples=args.samples,
         calibration=args.calibration,
@@ -166,18 +174,25 @@ def deployment_yaml(release: Release, args: argparse.Namespace) -> str:
     """A ModelDeployment for this release, ready for `kubectl apply -f -`."""
     key = keys.load_private_key(args.key)
     url = args.store_url or args.store.resolve().as_uri()
+    pem = keys.public_key_pem(key.public_key())
+    store = StoreRef(url=url, public_key=pem)
+    if args.public_key:  # rotating: trust the old keys and this one
+        named = [*args.public_key, keys.Trusted(args.key.name, key.public_key())]
+        listed = [TrustedKey(id=_key_name(t), public_key=keys.public_key_pem(t.key)) for t in named]
+        store = StoreRef(url=url, trusted_keys=listed)
     spec = ModelDeploymentSpec(
-        model=ModelRef(
-            name=release.model,
-            version=release.version,
-            store=StoreRef(url=url, public_key=keys.public_key_pem(key.public_key())),
-        )
+        model=ModelRef(name=release.model, version=release.version, store=store)
     )
     md = ModelDeployment(metadata={"name": release.model}, spec=spec)
     body = md.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     body = {"apiVersion": md.api_version, "kind": md.kind, **body}
     body.pop("status", None)
     return yaml.dump(body, Dumper=_BlockDumper, sort_keys=False)
+
+
+def _key_name(trusted: keys.Trusted) -> str:
+    """The key's file name as its trustedKeys id when it is a valid one, else its key id."""
+    return trusted.name if KEY_ID.matches(trusted.name) else trusted.key_id
 
 
 class _BlockDumper(yaml.SafeDumper):

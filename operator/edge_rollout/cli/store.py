@@ -1,12 +1,13 @@
-"""`edge-rollout store verify|gc`: check a whole store (directory or http(s)); collect garbage.
+"""`edge-rollout store verify|gc|sign`: check a whole store; collect garbage; (counter)sign.
 
-`verify` reads through the same verifying `StoreReader` the operator and agents use, reassembles
-every variant file, and checks every delta and manifest delta; it prints one line per problem and
-exits 1 if any. Over http(s) there is no listing, so it takes the releases to check
-(`--release MODEL@VERSION`, repeatable) and follows each one's `previousVersion`. `gc` removes
-from a directory store what no published release references; `sign` adds the manifest signatures
-and manifest deltas that releases published before them lack (and, with `--index`, the signature
-of an index the user vouches for). Must not modify the store otherwise.
+`verify` reads through the same verifying `StoreReader` the operator and agents use (trusting
+every `--public-key`), reassembles every variant file, and checks every delta and manifest delta;
+it prints the key that signed each release, one line per problem, and exits 1 if any. Over
+http(s) there is no listing, so it takes the releases to check (`--release MODEL@VERSION`) and
+follows each one's `previousVersion`. `gc` removes from a directory store what no release
+references; `sign` adds the manifest signatures and deltas older releases lack, with `--index` the
+signature of an index the user vouches for, and with `--public-key` countersigns releases signed
+by those keys (key rotation). Must not modify the store otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_rollout.api.release import Release, VariantEntry
 from edge_rollout.store import assembly, codec, collecting, keys
@@ -28,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = p.add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
     v = sub.add_parser("verify", help="verify signatures, digests, deltas and files of a store")
     v.add_argument("store", help="store directory, file:// or http(s):// URL")
-    v.add_argument("--public-key", required=True, type=Path, help="public key file (PEM/base64)")
+    v.add_argument("--public-key", required=True, action="append", type=named_key,
+                   metavar="[ID=]FILE", help="a trusted public key file (PEM/base64); repeat it"
+                   " for several (a release signed by any of them verifies)")  # fmt: skip
     v.add_argument(
         "--release",
         action="append",
@@ -51,7 +56,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " their manifest deltas)",
     )
     s.add_argument("store", type=Path, help="store directory")
-    s.add_argument("--key", required=True, type=Path, help="the private key the releases use")
+    s.add_argument("--key", required=True, type=Path, help="the private key to sign with")
+    s.add_argument("--public-key", action="append", default=[], type=named_key,
+                   metavar="[ID=]FILE", help="countersign with --key every release (or each"
+                   " --release) whose index a signature by this key verifies: the release then"
+                   " carries both signatures (key rotation; repeatable)")  # fmt: skip
+    s.add_argument(
+        "--release",
+        action="append",
+        default=[],
+        metavar="MODEL@VERSION",
+        help="with --public-key: countersign only this release (repeatable)",
+    )
     s.add_argument(
         "--index",
         action="append",
@@ -61,6 +77,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " an index you trust, e.g. one a sync copied without its signature (repeatable)",
     )
     s.set_defaults(handler=run_sign)
+
+
+def named_key(text: str) -> keys.Trusted:
+    """`ID=FILE` or `FILE` (the id is then the file's name without .pub/.pem)."""
+    name, sep, file = text.partition("=")
+    path = Path(file if sep and name and "/" not in name else text)
+    if not (sep and name and "/" not in name):
+        name = path.name.removesuffix(".pub").removesuffix(".pem")
+    try:
+        return keys.Trusted(name, keys.load_public_key(path.read_text(), str(path)))
+    except (OSError, StoreError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def releases(root: Path) -> list[tuple[str, str]]:
@@ -121,6 +149,8 @@ def verify_release(reader: StoreReader, model: str, version: str) -> list[str]:
         )
     except StoreError as exc:
         return [str(exc)]
+    signer = reader.signers[f"{model}@{version}"]
+    print(f"{model}@{version}: index signed by {signer.label()}")
     problems: list[str] = []
     for entry in release.variants:
         try:
@@ -132,9 +162,7 @@ def verify_release(reader: StoreReader, model: str, version: str) -> list[str]:
 
 def _chain(reader: StoreReader, ref: str) -> list[tuple[str, str]]:
     """MODEL@VERSION and the releases before it, following `previousVersion`."""
-    model, sep, version = ref.partition("@")
-    if not sep or not model or not version:
-        raise StoreError(ref, "name", "not MODEL@VERSION", "Write it like detector@1.2.0")
+    model, version = _split(ref)
     found: list[tuple[str, str]] = []
     while version and (model, version) not in found:
         found.append((model, version))
@@ -147,7 +175,7 @@ def _chain(reader: StoreReader, ref: str) -> list[tuple[str, str]]:
 
 def run_verify(args: argparse.Namespace) -> int:
     transport = open_transport(args.store, ca_bundle=args.ca_bundle)
-    reader = StoreReader(transport, keys.load_public_key(args.public_key.read_text()))
+    reader = StoreReader(transport, args.public_key)
     if args.release:
         try:
             found = sorted({r for ref in args.release for r in _chain(reader, ref)})
@@ -181,9 +209,9 @@ def run_gc(args: argparse.Namespace) -> int:
 
 
 def run_sign(args: argparse.Namespace) -> int:
-    """Sign every manifest of every release whose index this key signed."""
+    """Sign every manifest of every release whose index this key signed; with --public-key,
+    countersign the releases those keys signed first."""
     key = keys.load_private_key(args.key)
-    reader = StoreReader(FileTransport(args.store), key.public_key())
     store = DirectoryStore(args.store)
     for ref in args.index:
         model, _, version = ref.partition("@")
@@ -193,6 +221,9 @@ def run_sign(args: argparse.Namespace) -> int:
         except StoreError as exc:
             print(f"error: {exc}")
             return 1
+    if args.public_key and countersign(args, store, key) > 0:
+        return 1
+    reader = StoreReader(FileTransport(args.store), key.public_key())
     done = 0
     for model, version in releases(args.store):
         try:
@@ -203,3 +234,35 @@ def run_sign(args: argparse.Namespace) -> int:
         done += 1
     print(f"{done} release(s) signed")
     return 0
+
+
+def countersign(args: argparse.Namespace, store: DirectoryStore, key: Ed25519PrivateKey) -> int:
+    """Add this key's signatures to each release a --public-key signed (index, then manifests,
+    each verified first by a signature of a --public-key); the number of failures. A release
+    this key signed already is left as it is."""
+    own = keys.Trusted(keys.key_id(key.public_key()), key.public_key())
+    reader = StoreReader(FileTransport(args.store), [*args.public_key, own])
+    chosen = [_split(r) for r in args.release] or releases(args.store)
+    failed = 0
+    for model, version in chosen:
+        try:
+            release = reader.fetch_release(model, version)
+            for entry in release.variants:
+                reader.fetch_manifest(entry.manifest_digest)
+                store.sign_manifest(entry.manifest_digest, key)
+            added = store.countersign_index(model, version, key)
+        except StoreError as exc:
+            print(f"not countersigned {model}@{version}: {exc}")
+            failed += 1
+            continue
+        signer = reader.signers[f"{model}@{version}"].label()
+        done = f"countersigned {own.key_id}" if added else f"already signed by {own.key_id}"
+        print(f"{model}@{version}: signed by {signer}; {done}")
+    return failed
+
+
+def _split(ref: str) -> tuple[str, str]:
+    model, sep, version = ref.partition("@")
+    if not sep or not model or not version:
+        raise StoreError(ref, "name", "not MODEL@VERSION", "Write it like detector@1.2.0")
+    return model, version

@@ -12,10 +12,9 @@ import contextlib
 import functools
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from edge_rollout.api.manifest import FileEntry, GoldenRef, Manifest, Tolerance
 from edge_rollout.api.release import Measurements, Release, Requirements, VariantEntry
@@ -56,10 +55,14 @@ def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
     _refuse_known_conflict(store, req, given, wanted)
     with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
         built = building.build_variants(req, model, Path(tmp), progress)
-    base = _base_release(store, key, req)
+    # Earlier releases (the delta base, --golden-from) may be signed by a key being rotated out.
+    trusted = (*keys.trust_one(key.public_key()), *req.trusted_keys)
+    base = _base_release(store, trusted, req)
     smallest = min(sum(len(d) for d in b.files.values()) for b in built)
     budget = req.golden_budget if req.golden_budget is not None else golden.budget(smallest)
-    entries = [_pack_variant(store, key, req, b, built[0], base, progress, budget) for b in built]
+    entries = [
+        _pack_variant(store, trusted, req, b, built[0], base, progress, budget) for b in built
+    ]
     release = Release(
         model=req.name,
         version=req.version,
@@ -103,10 +106,12 @@ def _same_variants(existing: set[str], wanted: set[str], req: PublishRequest) ->
     return existing == wanted if req.variants is not None else existing <= wanted
 
 
-def _base_release(store: DirectoryStore, key: Any, req: PublishRequest) -> Release | None:
+def _base_release(
+    store: DirectoryStore, trusted: Sequence[keys.Trusted], req: PublishRequest
+) -> Release | None:
     if req.base_version == "":
         return None
-    reader = StoreReader(FileTransport(store.root), key.public_key())
+    reader = StoreReader(FileTransport(store.root), trusted)
     if req.base_version:
         return reader.fetch_release(req.name, req.base_version)
     older = [r for r in store.versions(req.name) if r.version != req.version]
@@ -114,12 +119,12 @@ def _base_release(store: DirectoryStore, key: Any, req: PublishRequest) -> Relea
 
 
 def _held_bases(
-    store: DirectoryStore, key: Any, release: Release | None, variant: str
+    store: DirectoryStore, trusted: Sequence[keys.Trusted], release: Release | None, variant: str
 ) -> dict[str, packing.Base]:
     """Per file path, the previous release's same variant: its tensors' bytes and its chunks."""
     if release is None or release.variant(variant) is None:
         return {}
-    reader = StoreReader(FileTransport(store.root), key.public_key())
+    reader = StoreReader(FileTransport(store.root), trusted)
     _, manifest = reader.fetch_variant(release, variant)
     files, _ = assembly.assemble(reader, manifest)
     digests = frozenset(c.digest for f in manifest.files for c in f.chunks)
@@ -129,10 +134,14 @@ def _held_bases(
 
 
 def _carried_golden(
-    store: DirectoryStore, key: Any, req: PublishRequest, variant: str, earlier_version: str
+    store: DirectoryStore,
+    trusted: Sequence[keys.Trusted],
+    req: PublishRequest,
+    variant: str,
+    earlier_version: str,
 ) -> GoldenRef:
     """The golden vectors of the same variant of an earlier release, as a regression gate."""
-    reader = StoreReader(FileTransport(store.root), key.public_key())
+    reader = StoreReader(FileTransport(store.root), trusted)
     earlier = reader.fetch_release(req.name, earlier_version)
     name = variant if earlier.variant(variant) else earlier.variants[0].name
     _, manifest = reader.fetch_variant(earlier, name)
@@ -158,7 +167,7 @@ def _pack_files(
 
 def _pack_variant(
     store: DirectoryStore,
-    key: Any,
+    trusted: Sequence[keys.Trusted],
     req: PublishRequest,
     b: building.Built,
     ref: building.Built,
@@ -166,9 +175,9 @@ def _pack_variant(
     progress: Progress,
     golden_budget: int,
 ) -> VariantEntry:
-    files = _pack_files(store, b, _held_bases(store, key, base, b.name), progress)
+    files = _pack_files(store, b, _held_bases(store, trusted, base, b.name), progress)
     golden = (
-        _carried_golden(store, key, req, b.name, req.golden_from)
+        _carried_golden(store, trusted, req, b.name, req.golden_from)
         if req.golden_from
         else _own_golden(store, b, golden_budget)
     )

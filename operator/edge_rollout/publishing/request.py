@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Protocol, cast, get_args
 
 from edge_rollout.api.modeldeployment import AcceleratorClass, Precision
+from edge_rollout.store import keys
 
 BUILT_IN: tuple[Precision, ...] = ("fp32", "fp16", "int8", "int4")
 NAME = re.compile(r"[a-z0-9]([-a-z0-9._]*[a-z0-9])?")
@@ -82,6 +83,9 @@ class PublishRequest:
     extra_variants: tuple[ExtraVariant, ...] = ()
     base_version: str | None = None
     """Release to delta against: None for the latest published, "" for none."""
+    trusted_keys: tuple[keys.Trusted, ...] = ()
+    """Keys besides `key` whose signatures make an earlier release (the delta base, golden_from)
+    valid: the old key while rotating to a new one."""
     runs: int = 30
     samples: int = 4
     calibration: Path | None = None

@@ -1,13 +1,17 @@
 """ed25519 keys for release signatures: generate, load (PEM or raw base64), sign, verify.
 
-The signature of `index.json` is `index.json.sig`: base64 of the 64-byte ed25519 signature of the
-exact bytes of `index.json`. No I/O beyond reading key files the caller names.
+A `.sig` file holds one line per signature of the exact bytes it covers: `<key id> <base64 of the
+64-byte ed25519 signature>`; a bare base64 line is a signature from before key ids. A key id is
+the first 16 hex digits of the sha256 of the raw public key. No I/O beyond reading key files.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -109,15 +113,120 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def key_id(key: Ed25519PublicKey) -> str:
+    """The id signatures name a key by: 16 hex digits of the sha256 of its raw 32 bytes."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Trusted:
+    """A public key a verifier trusts, under the name the user gave it."""
+
+    name: str
+    key: Ed25519PublicKey
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key)
+
+    def label(self) -> str:
+        """`name (key id)`, or the key id alone when the name is it."""
+        return self.key_id if self.name == self.key_id else f"{self.name} ({self.key_id})"
+
+
+def trust(named: Iterable[tuple[str, str]]) -> tuple[Trusted, ...]:
+    """Trusted keys from (name, PEM or base64) pairs; an empty text is skipped. A bad key's
+    error names it: `public key` (a spec's publicKey) or `trusted key 'ID'`."""
+    return tuple(
+        Trusted(name, load_public_key(text, _source(name))) for name, text in named if text.strip()
+    )
+
+
+def _source(name: str) -> str:
+    return "public key" if name == "publicKey" else f"trusted key {name!r}"
+
+
+def trust_one(key: Ed25519PublicKey) -> tuple[Trusted, ...]:
+    """A trust set of one key, named by its key id."""
+    return (Trusted(key_id(key), key),)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One line of a `.sig` file: the key id it names ("" for a bare line) and the signature."""
+
+    key_id: str
+    value: str
+
+
+def parse(sig_file: bytes) -> list[Signature]:
+    """The signatures of a `.sig` file, in order (malformed lines are kept: they never verify)."""
+    found = []
+    for line in sig_file.decode("utf-8", "replace").splitlines():
+        fields = line.split()
+        if len(fields) == 1:
+            found.append(Signature("", fields[0]))
+        elif len(fields) == 2:
+            found.append(Signature(fields[0], fields[1]))
+        elif fields:
+            found.append(Signature("?", line.strip()))
+    return found
+
+
 def sign(key: Ed25519PrivateKey, data: bytes) -> bytes:
-    """The content of a `.sig` file for `data`."""
-    return base64.b64encode(key.sign(data)) + b"\n"
+    """The line of a `.sig` file that signs `data` with `key`."""
+    value = base64.b64encode(key.sign(data)).decode()
+    return f"{key_id(key.public_key())} {value}\n".encode()
 
 
-def verify(key: Ed25519PublicKey, data: bytes, sig_file: bytes) -> bool:
-    """True when `sig_file` (a `.sig` file's content) is a valid signature of `data` by `key`."""
+def countersign(key: Ed25519PrivateKey, data: bytes, sig_file: bytes) -> bytes | None:
+    """`sig_file` with a signature of `data` by `key` added; None when it already has one."""
+    if verify(key.public_key(), data, sig_file):
+        return None
+    kept = sig_file if not sig_file or sig_file.endswith(b"\n") else sig_file + b"\n"
+    return kept + sign(key, data)
+
+
+def _valid(key: Ed25519PublicKey, data: bytes, value: str) -> bool:
     try:
-        key.verify(base64.b64decode(sig_file.strip(), validate=True), data)
+        key.verify(base64.b64decode(value, validate=True), data)
     except (InvalidSignature, binascii.Error, ValueError):
         return False
     return True
+
+
+def signed_by(trusted: Sequence[Trusted], data: bytes, sig_file: bytes) -> Trusted | None:
+    """The first trusted key (in trust order) with a valid signature of `data` in `sig_file`."""
+    signatures = parse(sig_file)
+    for candidate in trusted:
+        kid = candidate.key_id
+        for sig in signatures:
+            if sig.key_id in ("", kid) and _valid(candidate.key, data, sig.value):
+                return candidate
+    return None
+
+
+def verify(key: Ed25519PublicKey, data: bytes, sig_file: bytes) -> bool:
+    """True when `sig_file` (a `.sig` file's content) has a valid signature of `data` by `key`."""
+    return signed_by(trust_one(key), data, sig_file) is not None
+
+
+def named_ids(sig_file: bytes) -> list[str]:
+    """The key ids the signatures of a `.sig` file name (`unnamed` for bare lines), in order."""
+    return list(dict.fromkeys(s.key_id or UNNAMED for s in parse(sig_file)))
+
+
+UNNAMED = "unnamed"
+"""How messages call a bare signature line (written before key ids)."""
+
+
+def describe_untrusted(trusted: Sequence[Trusted], sig_file: bytes) -> str:
+    """Which keys signed and which are trusted, for an error message."""
+    ids = {t.key_id for t in trusted}
+    named = named_ids(sig_file)
+    notes = {UNNAMED: " (a signature from before key ids, by no trusted key)"}
+    notes.update({i: " (trusted, but its signature does not verify)" for i in ids})
+    found = ", ".join(f"{i}{notes.get(i, '')}" for i in named) or "none"
+    wanted = ", ".join(t.label() for t in trusted) or "none"
+    return f"signed by key id(s) {found}; trusted: {wanted}"

@@ -1,16 +1,16 @@
 """The one store reader for operator and agent: fetches and verifies index, manifests and chunks.
 
-Every value it returns has been checked: the index against its detached ed25519 signature, a
-manifest against the digest the signed index gives (and its own detached signature when the
-reader has the key), a chunk against the digest (and size) the manifest gives. Failures raise
-`StoreError` naming the file, the check and what to do. Must not write anything or trust any name
-it has not validated.
+Every value it returns has been checked: the index against its detached ed25519 signatures (one
+by a trusted key will do), a manifest against the digest the signed index gives (and its own
+signatures when the reader has trusted keys), a chunk against the digest (and size) the manifest
+gives. Failures raise `StoreError` naming the file, the check and what to do. Must not write
+anything or trust any name it has not validated.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import pydantic
@@ -63,24 +63,51 @@ def _hex(digest: str, where: str) -> str:
     return hex_part
 
 
-class StoreReader:
-    """Verified access to one store, trusting one public key.
+TrustInput = Ed25519PublicKey | Sequence[keys.Trusted] | None
+"""What a reader trusts: one key, a set of named keys, or nothing."""
 
-    Without a key (`None`) it cannot read release indexes, and it takes manifests on the strength
-    of the digest the caller got from a verified index (an agent given `manifestDigest` by the
-    operator); with one, every manifest's detached signature must verify too.
+TRUST_FIX = (
+    "Add the key that signed it to spec.model.store.trustedKeys (with its own id), or give it"
+    " with --public-key (store verify, publish), or countersign the release with a trusted key:"
+    " `edge-rollout store sign STORE --key TRUSTED.key --public-key SIGNER.pub --release {ref}`"
+    ' (docs/operations.md, "Rotating the signing key")'
+)
+
+
+def _trust_set(trusted: TrustInput) -> tuple[keys.Trusted, ...]:
+    if trusted is None:
+        return ()
+    if isinstance(trusted, Ed25519PublicKey):
+        return keys.trust_one(trusted)
+    return tuple(trusted)
+
+
+class StoreReader:
+    """Verified access to one store, trusting a set of public keys (any one signature by a
+    trusted key makes a file valid, so a store can carry releases signed by an old and a new key).
+
+    Without keys (`None` or empty) it cannot read release indexes, and it takes manifests on the
+    strength of the digest the caller got from a verified index (an agent given `manifestDigest`
+    by the operator); with some, every manifest must carry a signature by one of them too.
     """
 
-    def __init__(self, transport: Transport, public_key: Ed25519PublicKey | None) -> None:
+    def __init__(self, transport: Transport, trusted: TrustInput) -> None:
         self.transport = transport
-        self.public_key = public_key
+        self.trusted = _trust_set(trusted)
+        self.signers: dict[str, keys.Trusted] = {}
+        """`model@version` -> the trusted key whose signature of its index verified."""
 
     @classmethod
     def open(
-        cls, url: str, public_key: str, *, ca_bundle: str | None = None, timeout: float = 30.0
+        cls,
+        url: str,
+        public_key: str | Sequence[tuple[str, str]],
+        *,
+        ca_bundle: str | None = None,
+        timeout: float = 30.0,
     ) -> StoreReader:
-        """A reader for a store URL and a public key (PEM or base64; empty: none), as in a
-        ModelDeployment."""
+        """A reader for a store URL and the trusted keys of a ModelDeployment: one public key
+        (PEM or base64; empty: none) or (id, key) pairs."""
         if url.rstrip("/").endswith(("/index.json", "/index.json.sig")):
             raise StoreError(
                 url,
@@ -89,7 +116,8 @@ class StoreReader:
                 "Give the store's base URL; models/<model>/<version>/index.json is added to it",
             )
         transport = open_transport(url, ca_bundle=ca_bundle, timeout=timeout)
-        return cls(transport, keys.load_public_key(public_key) if public_key.strip() else None)
+        named = [("publicKey", public_key)] if isinstance(public_key, str) else public_key
+        return cls(transport, keys.trust(named))
 
     def _where(self, path: str) -> str:
         return f"{self.transport.location}/{path}"
@@ -97,26 +125,43 @@ class StoreReader:
     def fetch_release(self, model: str, version: str) -> Release:
         """The signed release index of `model` at `version`."""
         path = index_path(model, version)
-        if self.public_key is None:
+        if not self.trusted:
             raise VerificationError(
                 self._where(path),
                 "key",
                 "no public key to verify the release index with",
-                "Set spec.model.store.publicKey (the key `edge-rollout keygen` printed)",
+                "Set spec.model.store.trustedKeys or publicKey (the key `edge-rollout keygen`"
+                " printed)",
             )
         data = self.transport.get(path)
         sig = self._index_signature(model, version, path)
-        if not keys.verify(self.public_key, data, sig):
-            raise VerificationError(
-                self._where(path),
-                "signature",
-                "index.json.sig is not a valid ed25519 signature of index.json by the given key",
-                "Check spec.model.store.publicKey; if it is right, the index was altered:"
-                " republish",
-            )
+        signer = keys.signed_by(self.trusted, data, sig)
+        if signer is None:
+            raise self._untrusted(path, sig, f"{model}@{version}")
         release = self._parse(Release, data, path)
         check_identity(release, model, version, self._where(path))
+        self.signers[f"{model}@{version}"] = signer
         return release
+
+    def _untrusted(self, path: str, sig: bytes, ref: str) -> VerificationError:
+        """A signature file with no valid signature by a trusted key: which keys it names,
+        which are trusted, and the fix."""
+        named = set(keys.named_ids(sig))
+        if named & {t.key_id for t in self.trusted}:
+            return VerificationError(
+                self._where(path),
+                "signature",
+                "index.json.sig is not a valid ed25519 signature of index.json:"
+                f" {keys.describe_untrusted(self.trusted, sig)}",
+                "The signed file or its signature was altered: republish under a new version",
+            )
+        return VerificationError(
+            self._where(path),
+            "trust",
+            "index.json has no signature by a trusted key:"
+            f" {keys.describe_untrusted(self.trusted, sig)}",
+            TRUST_FIX.format(ref=ref),
+        )
 
     def _index_signature(self, model: str, version: str, path: str) -> bytes:
         """`index.json.sig`; a missing one is a signature failure, not a missing release."""
@@ -169,7 +214,7 @@ class StoreReader:
         return plain if codec.sha256_hex(plain) == hex_digest else None
 
     def _check_manifest_signature(self, hex_digest: str, plain: bytes) -> None:
-        if self.public_key is None:
+        if not self.trusted:
             return
         path = codec.signature_path(hex_digest)
         try:
@@ -182,13 +227,16 @@ class StoreReader:
                 "Releases published before manifests were signed lack it: run `edge-rollout store"
                 " sign STORE --key KEY` on the store",
             ) from exc
-        if not keys.verify(self.public_key, plain, sig):
+        if keys.signed_by(self.trusted, plain, sig) is None:
             raise VerificationError(
                 self._where(path),
                 "signature",
-                "not a valid ed25519 signature of the manifest by the given key",
-                "Check spec.model.store.publicKey; if it is right, the manifest or its signature"
-                " was altered: republish",
+                "not a valid ed25519 signature of the manifest by a trusted key:"
+                f" {keys.describe_untrusted(self.trusted, sig)}",
+                "If its release was signed with a new key, add that key to"
+                " spec.model.store.trustedKeys or countersign the release (`edge-rollout store"
+                " sign STORE --key TRUSTED.key --public-key SIGNER.pub`); else the manifest or its"
+                " signature was altered: republish",
             )
 
     def fetch_variant(self, release: Release, variant: str) -> tuple[VariantEntry, Manifest]:

@@ -20,6 +20,8 @@ from edge_rollout.store.reader import StoreReader
 
 KEY_FILE_ENV = "EDGE_ROLLOUT_STORE_PUBLIC_KEY_FILE"
 KEY_ENV = "EDGE_ROLLOUT_STORE_PUBLIC_KEY"
+KEYS_DIR_ENV = "EDGE_ROLLOUT_STORE_TRUSTED_KEYS_DIR"
+"""A directory of `<id>.pub` files, each a trusted key (the chart's store.trustedKeys)."""
 SUCCESS_TTL = 3600.0
 FAILURE_TTL = 10.0
 
@@ -32,10 +34,16 @@ class ReleaseUnavailableError(Exception):
         self.reason = reason
 
 
+TrustedKeys = tuple[tuple[str, str], ...]
+"""(id, public key) pairs, as a ModelDeployment's store gives them."""
+
+
 @dataclass(frozen=True)
 class ReleaseRef:
     url: str
-    public_key: str
+    trusted: TrustedKeys | str
+    """The deployment's trusted keys; a string is one key (id `publicKey`); empty: the
+    operator's."""
     model: str
     version: str
 
@@ -47,6 +55,16 @@ def default_public_key() -> str:
         return inline
     path = os.environ.get(KEY_FILE_ENV, "")
     return Path(path).read_text() if path and Path(path).exists() else ""
+
+
+def default_trusted_keys() -> TrustedKeys:
+    """The operator's trusted keys: the one key above (id `publicKey`) and every `<id>.pub` in
+    $EDGE_ROLLOUT_STORE_TRUSTED_KEYS_DIR."""
+    found = [("publicKey", default_public_key())]
+    directory = os.environ.get(KEYS_DIR_ENV, "")
+    if directory and Path(directory).is_dir():
+        found += [(p.stem, p.read_text()) for p in sorted(Path(directory).glob("*.pub"))]
+    return tuple((name, text) for name, text in found if text.strip())
 
 
 class ReleaseCache:
@@ -74,15 +92,18 @@ class ReleaseCache:
 
 def fetch_release(ref: ReleaseRef) -> Release | ReleaseUnavailableError:
     """Fetch and verify one release index; errors are returned, not raised."""
-    key = ref.public_key or default_public_key()
-    if not key:
+    given = (("publicKey", ref.trusted),) if isinstance(ref.trusted, str) else ref.trusted
+    trusted = tuple((n, k) for n, k in given if k.strip()) or default_trusted_keys()
+    if not trusted:
         return ReleaseUnavailableError(
             "NoPublicKey",
-            "no key to verify the release index: set spec.model.store.publicKey or give the "
-            f"operator a trusted key (${KEY_ENV} or ${KEY_FILE_ENV})",
+            "no key to verify the release index: set spec.model.store.trustedKeys (or publicKey)"
+            f" or give the operator trusted keys (${KEY_ENV}, ${KEY_FILE_ENV} or ${KEYS_DIR_ENV};"
+            " the chart's store.trustedKeys)",
         )
     try:
-        release = StoreReader.open(ref.url, key, timeout=10.0).fetch_release(ref.model, ref.version)
+        reader = StoreReader.open(ref.url, trusted, timeout=10.0)
+        release = reader.fetch_release(ref.model, ref.version)
     except StoreError as error:
         return ReleaseUnavailableError(_reason(error), _with_hint(str(error), ref.url))
     return release
@@ -106,7 +127,7 @@ def _with_hint(message: str, url: str) -> str:
 def _reason(error: StoreError) -> str:
     if isinstance(error, NotFoundError):
         return "ReleaseNotFound"
-    return {"key": "InvalidPublicKey", "fetch": "StoreUnreachable"}.get(
+    return {"key": "InvalidPublicKey", "fetch": "StoreUnreachable", "trust": "UntrustedKey"}.get(
         error.check, "ReleaseUnverifiable"
     )
 
@@ -115,12 +136,11 @@ def releases_for(md: ModelDeployment, cache: ReleaseCache) -> dict[str, Release]
     """The target release (or ReleaseUnavailableError) and the stable one if it still loads."""
     store = md.spec.model.store
     target = md.spec.model.version
-    releases = {
-        target: cache.get(ReleaseRef(store.url, store.public_key, md.spec.model.name, target))
-    }
+    trusted = tuple(store.trust_set())
+    releases = {target: cache.get(ReleaseRef(store.url, trusted, md.spec.model.name, target))}
     stable = md.status.stable_version
     if stable and stable != target:
-        ref = ReleaseRef(store.url, store.public_key, md.spec.model.name, stable)
+        ref = ReleaseRef(store.url, trusted, md.spec.model.name, stable)
         # Without it, nodes on the stable version simply keep the entries they have.
         with contextlib.suppress(ReleaseUnavailableError):
             releases[stable] = cache.get(ref)

@@ -48,6 +48,19 @@ def _reuse_or_write(path: Path, content: Callable[[], bytes]) -> None:
         _write_atomic(path, content())
 
 
+def _add_signature(path: Path, key: Ed25519PrivateKey, data: bytes) -> bool:
+    """Append a signature of `data` by `key` to the `.sig` file at `path` (atomically)."""
+    try:
+        held = path.read_bytes()
+    except FileNotFoundError:
+        held = b""
+    added = keys.countersign(key, data, held)
+    if added is None:
+        return False
+    _write_atomic(path, added)
+    return True
+
+
 def _release_identity(release: Release) -> list[tuple[str, str]]:
     return sorted((v.name, v.manifest_digest) for v in release.variants)
 
@@ -107,17 +120,24 @@ class DirectoryStore:
                 "Store every manifest (put_manifest) before publishing the index",
             ) from exc
 
-    def sign_manifest(self, digest: str, key: Ed25519PrivateKey) -> None:
-        """Write `manifests/sha256/<hex>.sig` unless a signature by this key is already there."""
+    def sign_manifest(self, digest: str, key: Ed25519PrivateKey) -> bool:
+        """Add a signature by this key to `manifests/sha256/<hex>.sig`, keeping the signatures by
+        other keys (releases of two keys may share a manifest); False when it has one already."""
         hex_digest = digest.removeprefix("sha256:")
         data = self.manifest_bytes(hex_digest)
-        path = self.root / codec.signature_path(hex_digest)
-        if not (path.exists() and keys.verify(key.public_key(), data, path.read_bytes())):
-            _write_atomic(path, keys.sign(key, data))
+        return _add_signature(self.root / codec.signature_path(hex_digest), key, data)
+
+    def countersign_index(self, model: str, version: str, key: Ed25519PrivateKey) -> bool:
+        """Add a signature by this key to a published release's `index.json.sig`, keeping the
+        ones there (the caller verified the index with a key it trusts); False when it has one."""
+        path = self.root / index_path(model, version)
+        data = self._index_to_sign(path, model, version)
+        return _add_signature(path.with_name("index.json.sig"), key, data)
 
     def sign_index(self, model: str, version: str, key: Ed25519PrivateKey) -> bool:
         """Write the missing `index.json.sig` of a release the user vouches for; False when a
-        signature by this key is already there. Never replaces a signature that fails."""
+        signature by this key is already there. Never replaces signatures that fail (a release
+        signed by another key is countersigned with `countersign_index`)."""
         path = self.root / index_path(model, version)
         sig = path.with_name("index.json.sig")
         data = self._index_to_sign(path, model, version)
@@ -127,8 +147,10 @@ class DirectoryStore:
             raise StoreError(
                 str(sig),
                 "signature",
-                "index.json.sig is there but is not a signature of index.json by this key",
-                "Check --key; if it is right, the index was altered: republish under a new version",
+                "index.json.sig is there but has no signature of index.json by this key",
+                "Check --key; if the release is signed by another key you trust, countersign it:"
+                f" `edge-rollout store sign STORE --key KEY --public-key SIGNER.pub --release"
+                f" {model}@{version}`; else the index was altered: republish under a new version",
             )
         _write_atomic(sig, keys.sign(key, data))
         return True

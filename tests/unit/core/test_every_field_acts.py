@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from edge_rollout.api.analysis import AnalysisRun
@@ -27,6 +28,8 @@ from edge_rollout.controller import prometheus
 from edge_rollout.core import analysis as analyses
 from edge_rollout.core import planning
 from edge_rollout.core.conditions import rfc3339
+from edge_rollout.store import keys
+from edge_rollout.store.releases import ReleaseRef, ReleaseUnavailableError, fetch_release
 from edge_rollout_agent import apphealth, policy, sync
 from tests.unit.agent.models import golden_for, linear_model, random_weights
 from tests.unit.agent.storefixture import ScratchStore
@@ -263,6 +266,32 @@ def install(spec: ModelDeploymentSpec, tmp: Path) -> object:
     return "Installed"
 
 
+SIGNER = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+OTHER = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def _pem(key: Ed25519PrivateKey) -> str:
+    return keys.public_key_pem(key.public_key())
+
+
+def verdict(spec: ModelDeploymentSpec, tmp: Path) -> object:
+    """What the operator's release fetch makes of 1.0, published and signed by SIGNER, under
+    the spec's trusted keys (the spec's store url is replaced by the scratch store's)."""
+    store = ScratchStore(tmp / "store")
+    store.key = SIGNER
+    store.publish(b"model bytes", "1.0")
+    trusted = tuple(spec.model.store.trust_set())
+    found = fetch_release(ReleaseRef(store.root.as_uri(), trusted, "m", "1.0"))
+    if isinstance(found, ReleaseUnavailableError):
+        return found.reason, str(found).replace(str(tmp), "TMP")
+    return found.version
+
+
+def _trusting(*pairs: tuple[str, Ed25519PrivateKey]) -> Patch:
+    listed = [{"id": name, "publicKey": _pem(key)} for name, key in pairs]
+    return {"model": {"store": {"trustedKeys": listed}}}
+
+
 ANSWERS = {"errors": "0.01", "errors_bad": "0.5", "success": "0.99", "gone": "NaN"}
 """What the simulated Prometheus answers to each query in `analysed`."""
 
@@ -386,6 +415,10 @@ CASES: dict[str, tuple[Probe, Patch, Patch]] = {
     "spec.model.version": (first_plan, {}, V2),
     "spec.model.store.url": (first_plan, {}, {"model": {"store": {"url": "file:///srv/s"}}}),
     "spec.model.store.publicKey": (first_plan, {}, {"model": {"store": {"publicKey": "k"}}}),
+    "spec.model.store.trustedKeys.id": (
+        verdict, _trusting(("old", OTHER)), _trusting(("release-2026", OTHER))),
+    "spec.model.store.trustedKeys.publicKey": (
+        verdict, _trusting(("k", OTHER)), _trusting(("k", SIGNER))),
     "spec.nodeSelector.matchLabels": (
         first_plan, {}, {"nodeSelector": {"matchLabels": {"edge": "no"}}}),
     **selector_cases(

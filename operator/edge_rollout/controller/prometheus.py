@@ -13,7 +13,6 @@ from datetime import datetime
 
 import requests
 
-from edge_rollout.api.analysis import Metric
 from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from edge_rollout.core import analysis
 from edge_rollout.store import http as store_http
@@ -21,6 +20,7 @@ from edge_rollout.store import http as store_http
 TIMEOUT = (3.0, 10.0)
 """Connect and read timeouts of one query, in seconds (the replan waits for the answers)."""
 ADDRESS_FIELD = "spec.strategy.analysis.prometheus.address"
+UNREACHABLE = "is unreachable"
 
 
 @functools.cache
@@ -32,18 +32,23 @@ def _session() -> requests.Session:
 def measure(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime
 ) -> list[analysis.Reading]:
-    """Query every metric that is due now (`analysis.due`); [] when no analysis runs."""
+    """Query every metric that is due now (`analysis.due`); [] when no analysis runs. Once
+    Prometheus is unreachable, the other metrics of this tick get the same answer unasked (a
+    black-holed address would otherwise hold the replan for every metric's timeouts)."""
     run = analysis.running(status)
     metrics = analysis.due(spec, status, now)
     if run is None or not metrics or spec.strategy.analysis is None:
         return []
     address = spec.strategy.analysis.prometheus.address
-    return [_reading(address, metric, run.step, now) for metric in metrics]
-
-
-def _reading(address: str, metric: Metric, step: int, now: datetime) -> analysis.Reading:
-    value, error = query(address, metric.query)
-    return analysis.Reading(step=step, metric=metric.name, at=now, value=value, error=error)
+    readings: list[analysis.Reading] = []
+    unreachable = ""
+    for metric in metrics:
+        value, error = ("", unreachable) if unreachable else query(address, metric.query)
+        unreachable = error if UNREACHABLE in error else ""
+        readings.append(
+            analysis.Reading(step=run.step, metric=metric.name, at=now, value=value, error=error)
+        )
+    return readings
 
 
 def query(address: str, promql: str) -> tuple[str, str]:
@@ -53,7 +58,7 @@ def query(address: str, promql: str) -> tuple[str, str]:
         response = _session().get(url, params={"query": promql}, timeout=TIMEOUT)
     except requests.RequestException as error:
         return "", (
-            f"Prometheus at {address} is unreachable ({_cause(error)}): check {ADDRESS_FIELD}"
+            f"Prometheus at {address} {UNREACHABLE} ({_cause(error)}): check {ADDRESS_FIELD}"
             " and that the operator can reach it (from its pod: curl <address>/-/ready)"
         )
     try:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from edge_rollout.api.analysis import AnalysisRun
+from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from edge_rollout.controller import prometheus
 
 
@@ -81,3 +84,29 @@ def test_a_server_that_is_not_prometheus_is_named(not_prometheus: str) -> None:
     value, error = prometheus.query(not_prometheus, "up")
     assert value == ""
     assert f"{not_prometheus}/api/v1/query answered HTTP 200 without Prometheus's JSON" in error
+
+
+def test_an_unreachable_prometheus_is_asked_once_per_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three due metrics, Prometheus black-holed: one attempt, three inconclusive readings with
+    its message, within one query's retries (not three)."""
+    address = f"http://127.0.0.1:{_free_port()}"
+    metrics = [{"name": f"m{i}", "query": "up", "failureCondition": "result < 1"} for i in range(3)]
+    spec = ModelDeploymentSpec.model_validate({
+        "model": {"name": "m", "version": "2.0", "store": {"url": "file:///s"}},
+        "strategy": {"analysis": {"prometheus": {"address": address}, "metrics": metrics}},
+    })  # fmt: skip
+    status = ModelDeploymentStatus(
+        target_version="2.0", analysis_runs=[AnalysisRun(step=0, version="2.0")]
+    )
+    asked = []
+    real = prometheus.query
+
+    def counted(address: str, promql: str) -> tuple[str, str]:
+        asked.append(promql)
+        return real(address, promql)
+
+    monkeypatch.setattr(prometheus, "query", counted)  # counts, then asks the real one
+    readings = prometheus.measure(spec, status, datetime(2026, 1, 1, tzinfo=UTC))
+    assert [r.metric for r in readings] == ["m0", "m1", "m2"]
+    assert len(asked) == 1
+    assert all(f"Prometheus at {address} is unreachable" in r.error for r in readings)

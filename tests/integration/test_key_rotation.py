@@ -5,7 +5,8 @@ deployment trusts A and B, 2.0 is published with B (reading 1.0, its delta base 
 source, under A) and carries 1.0's golden vectors, so no node passes its test vectors and the
 abort rolls the fleet back to 1.0, a release only A signed. Then the documented procedure ends:
 1.0 is countersigned with B and A leaves the trust set. A deployment trusting only a key that
-signed nothing is refused with UntrustedKey, naming the key ids found and trusted.
+signed nothing is refused with UntrustedKey, naming the key ids found and trusted, and removing
+the old key while the stable release is signed by it alone stops the next rollout before it starts.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def fleet(
     model = build_mlp(work / "mlp-1.onnx", seed=0)
     cli("publish", str(model), "--name", "m", "--version", "1.0", "--store", str(found.store),
         "--key", str(work / "a"), *PUBLISH)  # fmt: skip
+    # For the early removal case: 1.1 by A alone, and a good 1.2 by B alone.
+    cli("publish", str(model), "--name", "m", "--version", "1.1", "--store", str(found.store),
+        "--key", str(work / "a"), "--base-version", "", *PUBLISH)  # fmt: skip
+    cli("publish", str(model), "--name", "m", "--version", "1.2", "--store", str(found.store),
+        "--key", str(work / "b"), "--base-version", "", *PUBLISH)  # fmt: skip
     agents = []
     for node in NODES:
         body = {"apiVersion": "v1", "kind": "Node",
@@ -160,7 +166,7 @@ def test_a_new_key_is_added_a_bad_release_by_it_rolls_back_to_one_only_the_old_k
     model = build_mlp(fleet.work / "mlp-2.onnx", seed=1)
     cli("publish", str(model), "--name", "m", "--version", "2.0", "--store", str(fleet.store),
         "--key", str(fleet.work / "b"), "--public-key", str(fleet.work / "a.pub"),
-        "--golden-from", "1.0", *PUBLISH)  # fmt: skip
+        "--base-version", "1.0", "--golden-from", "1.0", *PUBLISH)  # fmt: skip
     assert fleet.signers("1.0") == [fleet.key_id("a")]
     assert fleet.signers("2.0") == [fleet.key_id("b")]
     apply(kubectl, namespace, fleet, "2.0", ["a", "b"])  # step 3: roll
@@ -219,6 +225,28 @@ def test_a_release_signed_only_by_an_untrusted_key_is_refused_with_both_key_ids(
     assert "spec.model.store.trustedKeys" in message
     assert "edge-rollout store sign" in message
     assert fleet_support.entries(kubectl, namespace) == {}
+    kubectl("delete", "mdep", "m", "-n", namespace, "--timeout=60s")
+
+
+def test_the_old_key_removed_before_the_stable_release_is_countersigned_stalls_the_rollout(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, fleet: Fleet
+) -> None:
+    """1.1 (signed by A alone) is stable; 1.2 (by B) is rolled out trusting only B. An abort could
+    not return to 1.1 (the nodes would stay on 1.2 while the status said RolledBack), so the
+    rollout does not start; trusting A again lets it go on."""
+    apply(kubectl, namespace, fleet, "1.1", ["a"])
+    wait_for(partial(ready_on, kubectl, namespace, "1.1"), "1.1 Ready under key A", timeout=120)
+    apply(kubectl, namespace, fleet, "1.2", ["b"])
+    ready = wait_for(lambda: next((c for c in status(kubectl, namespace).get("conditions", [])
+                                   if c["type"] == "Ready" and c["reason"] == "UntrustedKey"),
+                                  None), "UntrustedKey", timeout=30)  # fmt: skip
+    assert "the stable version 1.1, which an abort rolls back to" in ready["message"], ready
+    assert f"signed by key id(s) {fleet.key_id('a')}" in ready["message"], ready
+    assert status(kubectl, namespace)["phase"] == "Degraded"
+    assert {e["version"] for e in fleet_support.entries(kubectl, namespace).values()} == {"1.1"}
+    assert set(served(kubectl, namespace).values()) == {("Ready", "1.1")}
+    apply(kubectl, namespace, fleet, "1.2", ["a", "b"])
+    wait_for(partial(ready_on, kubectl, namespace, "1.2"), "1.2 Ready under A and B", timeout=120)
     kubectl("delete", "mdep", "m", "-n", namespace, "--timeout=60s")
 
 

@@ -6,7 +6,6 @@ version), so successes are cached for long; failures briefly, so a fixed store i
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -141,7 +140,26 @@ def releases_for(md: ModelDeployment, cache: ReleaseCache) -> dict[str, Release]
     stable = md.status.stable_version
     if stable and stable != target:
         ref = ReleaseRef(store.url, trusted, md.spec.model.name, stable)
-        # Without it, nodes on the stable version simply keep the entries they have.
-        with contextlib.suppress(ReleaseUnavailableError):
+        try:
             releases[stable] = cache.get(ref)
+        except ReleaseUnavailableError as error:
+            _refuse_untrusted_rollback(md, stable, error)
+            # Otherwise nodes on the stable version simply keep the entries they have.
     return releases
+
+
+def _refuse_untrusted_rollback(
+    md: ModelDeployment, stable: str, error: ReleaseUnavailableError
+) -> None:
+    """A stable release no trusted key signed (its key was removed too early) could not be rolled
+    back to: an abort would leave the nodes on the new version while saying RolledBack. Stall
+    before any node is asked for the new version, saying how to go on."""
+    if error.reason != "UntrustedKey" or md.spec.abort.failure_handling_policy != "Rollback":
+        return
+    raise ReleaseUnavailableError(
+        "UntrustedKey",
+        f"the stable version {stable}, which an abort rolls back to, cannot be verified: {error}."
+        f" Keep the key that signed {stable} in spec.model.store.trustedKeys until the new"
+        " version is stable, or countersign it with a trusted key; to roll forward with no"
+        " rollback, set spec.abort.failureHandlingPolicy: Pause",
+    ) from error

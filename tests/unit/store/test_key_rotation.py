@@ -12,11 +12,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_rollout.api.modeldeployment import ModelDeployment
 from edge_rollout.cli.main import build_parser
 from edge_rollout.store import codec, keys
 from edge_rollout.store.errors import StoreError, VerificationError
 from edge_rollout.store.reader import StoreReader
-from edge_rollout.store.releases import ReleaseRef, fetch_release
+from edge_rollout.store.releases import (
+    ReleaseCache,
+    ReleaseRef,
+    ReleaseUnavailableError,
+    fetch_release,
+    releases_for,
+)
 from edge_rollout.store.transport import FileTransport
 from edge_rollout.store.writer import DirectoryStore
 from tests.fixtures.stores import publish_files
@@ -191,6 +198,45 @@ def test_the_operator_reports_untrusted_key_with_the_deployment_ids(tmp_path: Pa
     trusted = (("release-2026", pem), ("release-2027", signer))
     ok = fetch_release(ReleaseRef(tmp_path.as_uri(), trusted, "m", "1.0"))
     assert getattr(ok, "version", "") == "1.0"
+
+
+def _deployment(root: Path, trusted: list[int], policy: str = "Rollback") -> ModelDeployment:
+    listed = [{"id": f"k{i}", "publicKey": keys.public_key_pem(KEYS[i].public_key())}
+              for i in trusted]  # fmt: skip
+    return ModelDeployment.model_validate({
+        "metadata": {"name": "m", "namespace": "ns"},
+        "spec": {"model": {"name": "m", "version": "2.0",
+                           "store": {"url": root.as_uri(), "trustedKeys": listed}},
+                 "abort": {"failureHandlingPolicy": policy}},
+        "status": {"stableVersion": "1.0", "targetVersion": "2.0"},
+    })  # fmt: skip
+
+
+def test_a_stable_release_no_trusted_key_signed_stalls_a_rollout_that_could_not_roll_back(
+    tmp_path: Path,
+) -> None:
+    """The old key removed before the stable release was countersigned: an abort would leave the
+    nodes on 2.0 while saying RolledBack, so the rollout does not start."""
+    _publish(tmp_path, KEYS[0], "1.0")
+    _publish(tmp_path, KEYS[1], "2.0", DATA[::-1])
+    with pytest.raises(ReleaseUnavailableError) as err:
+        releases_for(_deployment(tmp_path, [1]), ReleaseCache())
+    assert err.value.reason == "UntrustedKey"
+    message = str(err.value)
+    assert "the stable version 1.0, which an abort rolls back to" in message
+    assert "failureHandlingPolicy: Pause" in message
+    assert keys.key_id(KEYS[0].public_key()) in message
+    assert set(releases_for(_deployment(tmp_path, [0, 1]), ReleaseCache())) == {"1.0", "2.0"}
+    assert set(releases_for(_deployment(tmp_path, [1], "Pause"), ReleaseCache())) == {"2.0"}
+    release = StoreReader(FileTransport(tmp_path), KEYS[0].public_key()).fetch_release("m", "1.0")
+    DirectoryStore(tmp_path).sign_manifest(release.variants[0].manifest_digest, KEYS[1])
+    DirectoryStore(tmp_path).countersign_index("m", "1.0", KEYS[1])  # what `store sign` does
+    assert set(releases_for(_deployment(tmp_path, [1]), ReleaseCache())) == {"1.0", "2.0"}
+
+
+def test_a_stable_release_merely_missing_still_lets_the_rollout_go_on(tmp_path: Path) -> None:
+    _publish(tmp_path, KEYS[1], "2.0")
+    assert set(releases_for(_deployment(tmp_path, [1]), ReleaseCache())) == {"2.0"}
 
 
 # --- the CLI ------------------------------------------------------------------------------------

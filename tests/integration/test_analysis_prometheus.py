@@ -7,6 +7,7 @@ counts requests and 500s on /metrics; the test sends it a request every 0.2 s. R
 stays 0 and the rollout moves past its step. The strict build (`--classes 10`) answers 500 on
 2.0 (no appCheck, so the node goes Ready): the error ratio goes to 1, the analysis fails and the
 rollout is rolled back, the query result in status.analysisRuns and in an AnalysisFailed Event.
+With nothing listening at the address, the rollout stops with the address and field to fix.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _traffic(port: int, stop: threading.Event) -> None:
 
 
 def apply(kubectl: Kubectl, namespace: str, store: tuple[str, str], version: str,
-          address: str) -> None:  # fmt: skip
+          address: str, min_ready: int = 12) -> None:  # fmt: skip
     metrics = [
         {"name": "error-ratio", "query": ERRORS, "failureCondition": "result > 0.05",
          "interval": "2s", "count": 2},
@@ -152,7 +153,7 @@ def apply(kubectl: Kubectl, namespace: str, store: tuple[str, str], version: str
                       "store": {"url": store[0], "publicKey": store[1]}},
             "nodeSelector": {"matchLabels": {LABEL: NODE}},
             "selection": {"allowedVariants": ["fp32"]},
-            "strategy": {"maxUnavailable": 1, "minReadySeconds": 12,
+            "strategy": {"maxUnavailable": 1, "minReadySeconds": min_ready,
                          "progressDeadlineSeconds": 600, "steps": [{"setNodeCount": 1}],
                          "analysis": {"prometheus": {"address": address}, "metrics": metrics}},
         },
@@ -225,4 +226,24 @@ def test_the_analysis_decides_at_the_step_boundary(
         assert found["counts"]["failed"] == 0, found  # the node is fine; the metrics are not
         wait_for(lambda: (model_status(kubectl, NODE, f"{namespace}/m") or {}).get("version")
                  == "1.0", "the node back on 1.0", timeout=60)  # fmt: skip
+    kubectl("delete", "mdep", "m", "-n", namespace, "--wait=false")
+
+
+def test_an_unreachable_prometheus_stops_the_rollout_and_says_where(
+    kubectl: Kubectl, namespace: str, store: tuple[str, str], node: Node, operator: KopfRunner
+) -> None:
+    """Nothing listens at the address: every measurement is inconclusive, more than failureLimit
+    of them stop the rollout (a first install: Failed, the node keeps what it got), and the
+    reason names the address and the field to fix."""
+    address = f"http://127.0.0.1:{free_port()}"
+    apply(kubectl, namespace, store, "1.0", address, min_ready=0)
+    found = wait_for(partial(settled, kubectl, namespace, "1.0"), "1.0 settled", timeout=180)
+    assert found["phase"] == "Failed", found
+    reason = found["abortReason"]
+    for text in (f"Prometheus at {address} is unreachable (Connection refused)",
+                 "spec.strategy.analysis.prometheus.address", "1 of 1 measurements failed or"
+                 " inconclusive, above failureLimit 0"):  # fmt: skip
+        assert text in reason, reason
+    latency = next(r for r in run_of(found, "1.0")["metricResults"] if r["name"] == "agent-latency")
+    assert latency["inconclusive"] >= 1, latency  # asked once, answered for every metric
     kubectl("delete", "mdep", "m", "-n", namespace, "--wait=false")

@@ -247,3 +247,41 @@ def test_an_unreachable_prometheus_stops_the_rollout_and_says_where(
     latency = next(r for r in run_of(found, "1.0")["metricResults"] if r["name"] == "agent-latency")
     assert latency["inconclusive"] >= 1, latency  # asked once, answered for every metric
     kubectl("delete", "mdep", "m", "-n", namespace, "--wait=false")
+
+
+@pytest.mark.parametrize(
+    ("metric", "refusal"),
+    [
+        pytest.param({"failureCondition": "0.05 < result"},
+                     "must compare result with a number", id="number-first"),
+        pytest.param({"failureCondition": "__import__('os').system('id')"},
+                     "must compare result with a number", id="code"),
+        pytest.param({"successCondition": "result > 1 and result < 2"},
+                     "must compare result with a number", id="words"),
+        pytest.param({"failureCondition": "result > 1", "count": 2, "failureLimit": 2},
+                     "failureLimit must be below count", id="limit-at-count"),
+        pytest.param({}, "a metric needs a successCondition or a failureCondition", id="none"),
+    ],
+)  # fmt: skip
+def test_the_apiserver_refuses_what_the_operator_could_not_judge(
+    kubectl: Kubectl, namespace: str, crds_installed: None, metric: dict[str, Any], refusal: str
+) -> None:
+    """The CRD's CEL rules (the same grammar as core/thresholds) refuse at apply time."""
+    body: dict[str, Any] = {
+        "apiVersion": "edgerollout.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "refused", "namespace": namespace},
+        "spec": {
+            "model": {"name": "m", "version": "1.0", "store": {"url": "http://127.0.0.1:1/s"}},
+            "strategy": {"analysis": {"prometheus": {"address": "http://127.0.0.1:9090"},
+                         "metrics": [{"name": "m", "query": "up", **metric}]}},
+        },
+    }  # fmt: skip
+    result = kubectl("apply", "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0, result.stdout
+    assert refusal in result.stderr, result.stderr
+    accepted = {**metric, "failureCondition": "result[0] >= 0.9 && result <= 1 || result == -1"}
+    accepted.pop("successCondition", None)
+    accepted.update(count=3, failureLimit=2)
+    body["spec"]["strategy"]["analysis"]["metrics"] = [{"name": "m", "query": "up", **accepted}]
+    kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(body))

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 
+from edge_rollout.controller import handlers
 from edge_rollout.testing.controlplane import ControlPlane
 from tests.integration import fleet_support
 from tests.integration.agent_fixtures import AgentProcess, edgenode
@@ -227,9 +228,11 @@ def test_a_deployment_deleted_from_agent_created_edgenodes_is_gone_and_its_name_
         GPU: "fp16",
         CPU: "fp32",
     }
+    key = f"{namespace}/m"
+    assert handlers.PLANNER.holds(key)
     kubectl("delete", "mdep", "m", "-n", namespace, f"--timeout={CONSISTENT_WITHIN:.0f}s")
     assert fleet_support.entries(kubectl, namespace) == {}
-    key = f"{namespace}/m"
+    assert not handlers.PLANNER.holds(key), "the planner's cache still holds the deleted one"
     wait_for(lambda: all(serving(kubectl, n, key) is None for n in (GPU, CPU)),
              "the agents to drop the model", timeout=CONSISTENT_WITHIN)  # fmt: skip
     assert not any(

@@ -8,10 +8,8 @@ Must not hold business rules (those are in policy, sync and reporting).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,17 +24,17 @@ from edge_rollout.api.edgenode import (
     EdgeNodeSpec,
     EdgeNodeStatus,
     Hardware,
-    LatencySummary,
     ModelError,
     ModelStatus,
 )
-from edge_rollout.api.manifest import Manifest, Tolerance
-from edge_rollout_agent import hardware, layout, policy, reporting, runtime, sync, verification
+from edge_rollout.api.manifest import Tolerance
+from edge_rollout_agent import hardware, layout, outcomes, policy, reporting, runtime, sync
 from edge_rollout_agent.apphealth import check_app
+from edge_rollout_agent.auditing import Auditor
 from edge_rollout_agent.fetching import ChunkSource
-from edge_rollout_agent.layout import IntegrityError, ModelDir
+from edge_rollout_agent.layout import ModelDir
 from edge_rollout_agent.metrics import Metrics
-from edge_rollout_agent.policy import Action, Failure, Installed, LocalModel, NodeConditions
+from edge_rollout_agent.policy import Action, Failure, LocalModel, NodeConditions
 
 AGENT_VERSION = "0.1.0"
 METERED_LABEL = "edgerollout.dev/metered"
@@ -113,9 +111,7 @@ class Agent:
         """metadata.generation of the EdgeNode whose spec the agent acts on."""
         self.node_uid: object = None
         """metadata.uid of the EdgeNode last seen."""
-        self.stamps: dict[tuple[str, Installed], dict[str, verification.Stamp]] = {}
-        """What each kept version's files looked like when their sha256 last matched."""
-        self.hashed_at: dict[tuple[str, Installed], datetime] = {}
+        self.auditor = Auditor(clock, settings.verify_interval)
 
     @property
     def spec_path(self) -> Path:
@@ -185,8 +181,7 @@ class Agent:
 
     def next_wait(self) -> float:
         """Seconds until the next step: the heartbeat with jitter (a change wakes it sooner)."""
-        jitter = self.settings.heartbeat * self.settings.jitter
-        return max(0.5, self.settings.heartbeat + random.uniform(-jitter, jitter))
+        return outcomes.heartbeat_wait(self.settings.heartbeat, self.settings.jitter)
 
     def step(self) -> None:
         """One pass: observe, decide and act for each desired model, then report."""
@@ -249,59 +244,19 @@ class Agent:
     def audit(self, entry: DesiredModel) -> str:
         """Check every kept version of `entry` (stat every step, sha256 when due); delete kept
         versions that rotted and return why `current` no longer matches ("" when it does)."""
-        model_dir = ModelDir(self.settings.data_dir, entry.name)
-        current = model_dir.link("current")
-        damaged = ""
-        for manifest, item in list(model_dir.iter_installed()):
-            problem = self.verify(model_dir, manifest, item)
-            if problem and item == current:
-                damaged = problem
-            elif problem:
-                log.warning("%s: kept version %s is Corrupted (%s); deleted, fetched again if "
-                            "needed", entry.name, layout.dir_name(item), problem)  # fmt: skip
-                model_dir.remove(item)
+        damaged = self.auditor.damaged_current(ModelDir(self.settings.data_dir, entry.name))
         if damaged:
             log.warning("%s: Corrupted: %s; repairing it from the store", entry.name, damaged)
-            self.update(entry.name, phase="Failed", last_error=_corrupted(damaged))
+            self.update(entry.name, phase="Failed", last_error=outcomes.corrupted(damaged))
             self.report(force=False)
         return damaged
-
-    def verify(self, model_dir: ModelDir, manifest: Manifest, item: Installed) -> str:
-        """Why one version no longer matches its manifest, or "" (and its stamps recorded)."""
-        key = (model_dir.name, item)
-        recorded = self.stamps.get(key)
-        kind = verification.check_due(self.hashed_at.get(key), recorded is not None,
-                                      self.clock(), self.settings.verify_interval)  # fmt: skip
-        changed = None
-        if kind == "stat" and recorded is not None:
-            seen = layout.stamps(model_dir.path(item), manifest)
-            changed = verification.first_difference(recorded, seen)
-            if changed is None:
-                return ""
-        try:
-            layout.verify_files(model_dir.path(item), manifest)
-        except IntegrityError as exc:
-            self.stamps.pop(key, None)
-            self.hashed_at.pop(key, None)
-            return f"{exc}" + (f" ({changed[0]}: {changed[1]})" if changed else "")
-        self.record(model_dir, item)
-        return ""
-
-    def record(self, model_dir: ModelDir, item: Installed) -> None:
-        """Remember a version just verified in full (its stamps and when)."""
-        manifest = model_dir.manifest(item)
-        if manifest is None:
-            return
-        seen = layout.stamps(model_dir.path(item), manifest)
-        self.stamps[(model_dir.name, item)] = {k: v for k, v in seen.items() if v is not None}
-        self.hashed_at[(model_dir.name, item)] = self.clock()
 
     # --- acting -----------------------------------------------------------------------------
 
     def reconcile(self, entry: DesiredModel, again: bool = True) -> None:
         """Decide and act for one desired model; status always names what `current` serves."""
         local = self.local_state(entry, self.audit(entry))
-        self.update(entry.name, **_active(local.current))
+        self.update(entry.name, **outcomes.active(local.current))
         action = policy.decide(entry, local, self.conditions(), self.settings.limits, self.clock())
         self.metrics.actions.labels(action.kind, action.reason).inc()
         if action.kind == "Install":
@@ -313,35 +268,14 @@ class Agent:
 
     def settle(self, entry: DesiredModel, action: Action, local: LocalModel) -> None:
         """Keep, Wait or Hold: report where the model stands without touching files."""
-        current = local.current
         prev = self.models.get(entry.name)
-        active = _active(current)
-        if action.kind == "Keep":
-            phase = prev.phase if prev and prev.phase in reporting.SETTLED else "Ready"
-            self.update(
-                entry.name,
-                phase=phase,
-                version=entry.version,
-                variant=entry.variant,
-                last_error=None,
-                progress_percent=100,
-                **active,
-            )
-            if prev is None or prev.latency is None:
-                self.measure(entry)
-        elif action.kind == "Hold" and prev is not None and prev.phase == "Failed":
+        changes = outcomes.settled(action, prev)
+        if changes is None:
             return
-        else:
-            phase = "Failed" if action.kind == "Hold" else "Pending"
-            error = ModelError(reason=action.reason, message=action.message)
-            self.update(
-                entry.name,
-                phase=phase,
-                version=entry.version,
-                variant=entry.variant,
-                last_error=error,  # for Pending: why it waits (window, metered link, heat, defer)
-                **active,
-            )
+        self.update(entry.name, version=entry.version, variant=entry.variant,
+                    **changes, **outcomes.active(local.current))  # fmt: skip
+        if action.kind == "Keep" and (prev is None or prev.latency is None):
+            self.measure(entry)
 
     def measure(self, entry: DesiredModel) -> None:
         """Latency and memory of the active model (after a restart, or a kept version)."""
@@ -363,24 +297,23 @@ class Agent:
         except sync.SyncError as exc:
             if exc.reason == "Corrupted" and again:
                 log.warning("%s: Corrupted: %s", entry.name, exc)
-                self.update(entry.name, phase="Pending", last_error=_corrupted(str(exc)))
+                self.update(entry.name, phase="Pending", last_error=outcomes.corrupted(str(exc)))
                 self.reconcile(entry, again=False)
                 return
             self.fail(entry, exc.reason, str(exc))
             return
-        self.record(ModelDir(self.settings.data_dir, entry.name), item)
+        self.auditor.record(ModelDir(self.settings.data_dir, entry.name), item)
         if action.kind != "Rollback" and self.app_unhealthy(entry):
             return
-        phase = "RolledBack" if action.kind == "Rollback" else "Ready"
         self.update(
             entry.name,
-            phase=phase,
+            phase=outcomes.switched_phase(action),
             version=item.version,
             variant=item.variant,
             last_error=None,
             bytes_fetched=0,
             progress_percent=100,
-            **_active(item),
+            **outcomes.active(item),
         )
         self.measure(entry)
 
@@ -405,7 +338,7 @@ class Agent:
             self.fail(entry, exc.reason, str(exc))
             return
         self.failures.pop(entry.name, None)
-        self.record(ModelDir(self.settings.data_dir, entry.name), result.installed)
+        self.auditor.record(ModelDir(self.settings.data_dir, entry.name), result.installed)
         if self.app_unhealthy(entry):
             return
         self.metrics.bytes_fetched.inc(result.bytes_fetched)
@@ -417,7 +350,7 @@ class Agent:
             progress_percent=100,
             bytes_fetched=result.bytes_fetched,
             bytes_reused=result.bytes_reused,
-            **_active(result.installed),
+            **outcomes.active(result.installed),
             **_measured(result.check),
         )
         sync.collect_garbage(ModelDir(self.settings.data_dir, entry.name), entry.keep_version)
@@ -464,7 +397,7 @@ class Agent:
         if failed is None:
             return False
         restored, message = failed
-        self.update(entry.name, **_active(restored))
+        self.update(entry.name, **outcomes.active(restored))
         self.fail(entry, "AppUnhealthy", message)
         return True
 
@@ -482,15 +415,11 @@ class Agent:
         log.warning(
             "%s %s/%s failed: %s: %s", entry.name, entry.version, entry.variant, reason, message
         )
-        old = self.failures.get(entry.name)
-        same = old is not None and (old.version, old.variant) == (entry.version, entry.variant)
-        attempts = old.attempts + 1 if same and old else 1
-        self.failures[entry.name] = Failure(
-            entry.version, entry.variant, reason, attempts, self.clock()
+        self.failures[entry.name] = outcomes.next_failure(
+            self.failures.get(entry.name), entry.version, entry.variant, reason, self.clock()
         )
         self.metrics.failures.labels(reason).inc()
-        error = ModelError(reason=reason, message=message[:2000])
-        self.update(entry.name, phase="Failed", last_error=error)
+        self.update(entry.name, phase="Failed", last_error=outcomes.failed(reason, message))
 
     def update(self, name: str, **changes: object) -> None:
         self.models[name] = reporting.transition(
@@ -517,10 +446,8 @@ class Agent:
             return
         log.warning("wall clock jumped %+.0f s; backoff and re-verification keep their elapsed "
                     "time", jump.total_seconds())  # fmt: skip
-        self.failures = {
-            k: dataclasses.replace(f, at=f.at + jump) for k, f in self.failures.items()
-        }
-        self.hashed_at = {k: at + jump for k, at in self.hashed_at.items()}
+        self.failures = outcomes.shifted_failures(self.failures, jump)
+        self.auditor.shift(jump)
 
     def report(self, force: bool, throttle: bool = False) -> None:
         """Patch status when it changed (throttled while downloading) or a heartbeat is due."""
@@ -549,19 +476,8 @@ class Agent:
         self.metrics.heartbeat.set(now.timestamp())
 
 
-def _active(item: Installed | None) -> dict[str, object]:
-    if item is None:
-        return {"active_version": "", "active_variant": ""}
-    return {"active_version": item.version, "active_variant": item.variant}
-
-
-def _corrupted(message: str) -> ModelError:
-    return ModelError(reason="Corrupted", message=message[:2000])
-
-
 def _measured(check: runtime.Check) -> dict[str, object]:
-    latency = LatencySummary(p50_ms=round(check.p50_ms, 3), p95_ms=round(check.p95_ms, 3))
-    return {"latency": latency, "memory_bytes": check.memory_bytes}
+    return outcomes.measured(check.p50_ms, check.p95_ms, check.memory_bytes)
 
 
 def _ticks_of(clock: Callable[[], datetime]) -> Callable[[], float]:

@@ -32,11 +32,11 @@ def rebuild_tensors(
     if not diff.deltas or held is None:
         return []
     unbuilt: list[ChunkRef] = []
-    bases = _held_tensors(held, model_dir)
+    bases = _held_tensor_spans(held, model_dir)
     for use in diff.deltas:
         entry = manifest.files[use.file]
         tensor = entry.tensors[use.tensor]
-        base = bases.get(use.delta.base, b"")
+        base = _read_tensor(bases.get(use.delta.base), use.delta.base)
         residual = fetching.read_verified(use.delta.blob.digest, None,
                                           staging / "chunks" / use.delta.blob.digest)  # fmt: skip
         if not base or residual is None:
@@ -108,18 +108,26 @@ def _held_gaps(entry: FileEntry, path: Path) -> bytes | None:
     return b"".join(parts)
 
 
-def _held_tensors(held: Manifest, model_dir: ModelDir) -> dict[str, bytes]:
+def _held_tensor_spans(held: Manifest, model_dir: ModelDir) -> dict[str, fetching.SeedSpan]:
+    """Where each tensor of the held version sits on disk, by digest: a base is read (and
+    verified) only when a delta needs it, so memory stays one tensor, not the whole model."""
     item = Installed(held.version, held.variant)
-    out: dict[str, bytes] = {}
+    out: dict[str, fetching.SeedSpan] = {}
     for entry in held.files:
         path = model_dir.path(item) / entry.path
+        starts = [0]
+        for chunk in entry.chunks:
+            starts.append(starts[-1] + chunk.size)
         for tensor in entry.tensors:
-            start = sum(c.size for c in entry.chunks[: tensor.first_chunk])
-            size = sum(c.size for c in entry.chunks[tensor.first_chunk :][: tensor.chunk_count])
-            data = fetching.read_span(fetching.SeedSpan(path, start, size))
-            if codec.sha256_hex(data) == tensor.digest:
-                out[tensor.digest] = data
+            start, end = starts[tensor.first_chunk], starts[tensor.first_chunk + tensor.chunk_count]
+            out.setdefault(tensor.digest, fetching.SeedSpan(path, start, end - start))
     return out
+
+
+def _read_tensor(span: fetching.SeedSpan | None, digest: str) -> bytes:
+    """The held tensor's bytes if they still match `digest` ("" when not: fetch instead)."""
+    data = fetching.read_span(span) if span is not None else b""
+    return data if data and codec.sha256_hex(data) == digest else b""
 
 
 def _stage_tensor_chunks(

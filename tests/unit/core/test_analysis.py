@@ -345,3 +345,13 @@ def test_the_longest_verdict_fits_the_status_it_is_written_to() -> None:
     assert f.status.phase == "RolledBack"
     ModelDeploymentStatus.model_validate(f.status.model_dump(by_alias=True))
     assert len(f.status.abort_reason) <= 1024
+
+
+def test_removing_the_analysis_lets_the_held_rollout_go_on() -> None:
+    f = rollout({"errors": "0.01", "success": "0.99"}, ticks=9)
+    assert f.status.current_step_index == 0
+    assert analysis.running(f.status) is not None
+    f.spec = spec("2.0", steps=STEPS)
+    f.generation += 1
+    f.run()
+    assert (f.status.phase, f.status.current_step_index) == ("Ready", 2)

@@ -47,6 +47,9 @@ LABEL = "edgerollout.dev/chaos-fleet"
 SERVING = ("Ready", "RolledBack")
 """EdgeNode phases in which the agent serves its active version (RolledBack: switched back to a
 kept one), as the operator counts them."""
+MIN_READY = 5
+"""minReadySeconds of the deployment: a rollout lasts at least this long, so an abort 0.5-3 s
+after it starts lands in it."""
 SMALL_DISK = "8m"
 """Size of the tmpfs the small-disk agent's data directory lives on."""
 
@@ -171,7 +174,7 @@ class Fleet:
                     "model": {"name": "m", "version": version,
                               "store": {"url": self.proxy.url, "publicKey": self.public_key}},
                     "nodeSelector": {"matchLabels": {LABEL: self.fleet_id}},
-                    "strategy": {"maxUnavailable": 2, "minReadySeconds": 1,
+                    "strategy": {"maxUnavailable": 2, "minReadySeconds": MIN_READY,
                                  "progressDeadlineSeconds": 600},
                 },
             }
@@ -596,12 +599,14 @@ def _abort(chaos: Chaos, event: Event) -> str:
     spec_version = body["spec"]["model"]["version"]
     stable = (body.get("status") or {}).get("stableVersion", "")
     others = [v for v in fleet.versions if v not in (spec_version, stable)]
-    if not others:
-        return f"abort of the rollout to {spec_version}: {fleet.abort()}"
-    version = others[event.version % len(others)]
-    fleet.set_version(version)
-    time.sleep(event.hold)
-    return f"rollout to {version}, then after {event.hold:.2f} s: {fleet.abort()}"
+    if others:
+        spec_version = others[event.version % len(others)]
+        fleet.set_version(spec_version)
+        time.sleep(event.hold)
+    aborted = fleet.abort()
+    if aborted.startswith("refused"):  # the rollout had finished: nothing was aborted
+        return f"nothing to abort, the rollout to {spec_version} was done: {aborted}"
+    return f"rollout to {spec_version} aborted after {event.hold:.2f} s: {aborted}"
 
 
 ACTIONS: dict[str, Callable[[Chaos, Event], str]] = {

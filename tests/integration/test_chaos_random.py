@@ -14,9 +14,9 @@ import pytest
 from bench.chaos import moments, schedule
 from edge_rollout.testing.controlplane import ControlPlane
 
-SEED = 1536
-"""Six faults: active-flip, agent-kill, deployment-recreate, kept-rot-rollback, store-down and
-store-short, with rollouts between them."""
+SEED = 2352
+"""Six faults: abort, active-flip, disk-full, kept-rot-rollback, relabel and store-short, with
+rollouts between them (without root for the small disk, another six of the same seed)."""
 FAULTS = 6
 
 

@@ -44,6 +44,12 @@ UPDATE = os.environ.get("EDGE_ROLLOUT_UPDATE_CORPUS") == "1"
 NODES = [f"corpus-{i}" for i in range(3)]
 CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
 HEX64 = re.compile(r"[0-9a-f]{64}")
+KEY_ID = re.compile(
+    r"(?<![0-9a-f])(?=[0-9]*[a-f])[0-9a-f]{16}(?![0-9a-f])"
+    r"|(?<=\()[0-9]{16}(?=\))|(?<=key id\(s\) )[0-9]{16}"
+)
+"""A key id (16 hex digits of a key's sha256): the corpus keys are made per run (one of
+digits only is told from a number by where it stands)."""
 FUTURE = re.compile(r"(?<=: )[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z(?= is [0-9])")
 """A time in the future in a ReportInvalid message (it depends on when the corpus runs)."""
 
@@ -103,6 +109,7 @@ def check(case: Case, error: str, base: Path) -> None:
     """The error, with temporary and checkout paths and digests replaced, is the recorded one."""
     text = error.replace(str(base), "<tmp>").replace(str(REPO), "<repo>").strip()
     text = HEX64.sub("<sha256>", text)
+    text = KEY_ID.sub("<key id>", text)
     if case.id.startswith("report/"):
         text = FUTURE.sub("<time>", text)
     ERRORS[case.id] = text

@@ -154,24 +154,46 @@ def trust_one(key: Ed25519PublicKey) -> tuple[Trusted, ...]:
 
 @dataclass(frozen=True)
 class Signature:
-    """One line of a `.sig` file: the key id it names ("" for a bare line) and the signature."""
+    """One line of a `.sig` file: the key id it names ("" for a bare line, MALFORMED for a line
+    that is no signature) and the base64 signature."""
 
     key_id: str
     value: str
 
 
+MALFORMED = "?"
+KEY_ID_LENGTH = 16
+
+
+def _well_formed(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 64
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _is_key_id(text: str) -> bool:
+    return len(text) == KEY_ID_LENGTH and all(c in "0123456789abcdef" for c in text)
+
+
 def parse(sig_file: bytes) -> list[Signature]:
-    """The signatures of a `.sig` file, in order (malformed lines are kept: they never verify)."""
+    """The lines of a `.sig` file, in order; a malformed line is kept as MALFORMED (never
+    verifies)."""
     found = []
     for line in sig_file.decode("utf-8", "replace").splitlines():
         fields = line.split()
-        if len(fields) == 1:
-            found.append(Signature("", fields[0]))
-        elif len(fields) == 2:
-            found.append(Signature(fields[0], fields[1]))
-        elif fields:
-            found.append(Signature("?", line.strip()))
+        if not fields:
+            continue
+        named = len(fields) == 2 and _is_key_id(fields[0])
+        kid, value = (fields[0], fields[1]) if named else ("", fields[0])
+        ok = (named or len(fields) == 1) and _well_formed(value)
+        found.append(Signature(kid, value) if ok else Signature(MALFORMED, line.strip()))
     return found
+
+
+def well_formed(sig_file: bytes) -> bool:
+    """The file holds at least one line shaped like a signature."""
+    return any(s.key_id != MALFORMED for s in parse(sig_file))
 
 
 def sign(key: Ed25519PrivateKey, data: bytes) -> bytes:
@@ -213,8 +235,10 @@ def verify(key: Ed25519PublicKey, data: bytes, sig_file: bytes) -> bool:
 
 
 def named_ids(sig_file: bytes) -> list[str]:
-    """The key ids the signatures of a `.sig` file name (`unnamed` for bare lines), in order."""
-    return list(dict.fromkeys(s.key_id or UNNAMED for s in parse(sig_file)))
+    """The key ids the signatures of a `.sig` file name (`unnamed` for bare lines), in order;
+    malformed lines are left out."""
+    found = (s.key_id or UNNAMED for s in parse(sig_file) if s.key_id != MALFORMED)
+    return list(dict.fromkeys(found))
 
 
 UNNAMED = "unnamed"

@@ -146,6 +146,13 @@ class StoreReader:
     def _untrusted(self, path: str, sig: bytes, ref: str) -> VerificationError:
         """A signature file with no valid signature by a trusted key: which keys it names,
         which are trusted, and the fix."""
+        if not keys.well_formed(sig):
+            return VerificationError(
+                self._where(path),
+                "signature",
+                "index.json.sig holds no signature (no line is `<key id> <base64 of 64 bytes>`)",
+                "Copy index.json.sig from the store you published to, or republish",
+            )
         named = set(keys.named_ids(sig))
         if named & {t.key_id for t in self.trusted}:
             return VerificationError(

@@ -187,6 +187,16 @@ def test_an_altered_index_signed_by_a_trusted_key_is_a_signature_failure(tmp_pat
     assert "does not verify" in str(err.value)
 
 
+def test_a_sig_file_of_garbage_is_a_signature_failure_not_an_untrusted_key(tmp_path: Path) -> None:
+    _publish(tmp_path, KEYS[0], "1.0")
+    (tmp_path / "models/m/1.0/index.json.sig").write_bytes(b"not a signature at all\n")
+    with pytest.raises(VerificationError) as err:
+        StoreReader(FileTransport(tmp_path), _trusted(0)).fetch_release("m", "1.0")
+    assert err.value.check == "signature"
+    assert "holds no signature" in str(err.value)
+    assert keys.named_ids(b"not a signature at all\n") == []
+
+
 def test_the_operator_reports_untrusted_key_with_the_deployment_ids(tmp_path: Path) -> None:
     _publish(tmp_path, KEYS[2], "1.0")
     pem = keys.public_key_pem(KEYS[0].public_key())

@@ -55,16 +55,22 @@ class NodeMemo:
     ({('k',): 1}, {})
     """
 
-    __slots__ = ("_by_name",)
+    __slots__ = ("_by_name", "_last")
 
     def __init__(self) -> None:
         self._by_name: dict[str, tuple[NodeInput, Facts]] = {}
+        self._last: tuple[NodeInput, Facts] | None = None
+        """The entry asked for last (a plan asks about one node several times in a row)."""
 
     def facts(self, node: NodeInput) -> Facts:
         """The facts about `node` (this very object), to read and to add to."""
+        last = self._last
+        if last is not None and last[0] is node:
+            return last[1]
         found = self._by_name.get(node.name)
         if found is None or found[0] is not node:
             found = self._by_name[node.name] = (node, {})
+        self._last = found
         return found[1]
 
     def __len__(self) -> int:
@@ -75,3 +81,4 @@ class NodeMemo:
         kept = set(names)
         for name in [n for n in list(self._by_name) if n not in kept]:
             self._by_name.pop(name, None)
+        self._last = None

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.planner import run as planner_bench
 from edge_rollout.api.edgenode import EdgeNode
 from edge_rollout.api.modeldeployment import ModelDeploymentStatus
 from edge_rollout.core import caching, inputs, planning
@@ -102,3 +103,9 @@ def test_nodes_that_left_the_fleet_are_forgotten() -> None:
     plan("ns/d0", small, {name: edgenodes[name] for name in small}, cache)
     assert len(cache.views) == 10
     assert len(cache.deployment("ns/d0").nodes) == 10
+
+
+def test_the_bench_fleet_is_planned_the_same_with_and_without_the_cache() -> None:
+    """bench/planner's fleet (rolling out, failing, falling back; written and heartbeating
+    between replans): every plan of the three replans is the same either way."""
+    assert planner_bench.measure(120, 9).digest == planner_bench.measure(120, 9, False).digest

@@ -12,6 +12,7 @@ import itertools
 
 from edge_rollout.api.manifest import FileEntry, TensorRange
 from edge_rollout.content import diffing
+from edge_rollout.content.counterparts import TensorKey
 
 
 def chunk_starts(entry: FileEntry) -> list[int]:
@@ -37,6 +38,16 @@ def tensor_bytes(entry: FileEntry, t: TensorRange, data: bytes) -> bytes:
 def tensors_by_name(entry: FileEntry, data: bytes) -> dict[str, bytes]:
     """The raw bytes of every placed tensor of a file, by name (the base for the next release)."""
     return {t.name: tensor_bytes(entry, t, data) for t in entry.tensors}
+
+
+def tensor_keys(entry: FileEntry) -> tuple[TensorKey, ...]:
+    """Name, dtype, byte size and digest of every placed tensor of a file, in file order."""
+    starts = chunk_starts(entry)
+    return tuple(
+        TensorKey(t.name, t.dtype, starts[t.first_chunk + t.chunk_count] - starts[t.first_chunk],
+                  t.digest)
+        for t in entry.tensors
+    )  # fmt: skip
 
 
 def gap_bytes(entry: FileEntry, data: bytes) -> bytes:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from edge_rollout.api.manifest import OnnxFacts, TensorInfo
 from edge_rollout.content.chunking import TensorSpan
@@ -45,7 +44,7 @@ def load(path: Path) -> onnx.ModelProto:
         onnx.checker.check_model(str(path))
     except Exception as exc:
         raise ModelError(f"{path}: the ONNX checker refuses it: {exc}") from exc
-    for tensor in model.graph.initializer:
+    for _, tensor in stored_tensors(model):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             _check_external(path, tensor)
     return model
@@ -113,46 +112,172 @@ def facts(model: onnx.ModelProto) -> OnnxFacts:
     )
 
 
-def _raw_values(t: onnx.TensorProto) -> bytes:
-    if t.raw_data:
-        return bytes(t.raw_data)
-    if t.float_data or t.double_data:
-        return bytes(
-            numpy_helper.to_array(t)
-            .astype(np.dtype(dtype_name(t.data_type)).newbyteorder("<"))
-            .tobytes()
-        )
+Stored = tuple[str, onnx.TensorProto]
+"""(name, tensor) of a tensor stored in the model: initializer, attribute value, sparse part."""
+
+
+def _unique(name: str, seen: set[str]) -> str:
+    out, n = name, 1
+    while out in seen:
+        n += 1
+        out = f"{name}#{n}"
+    seen.add(out)
+    return out
+
+
+def _attribute_tensors(node: onnx.NodeProto, attr: onnx.AttributeProto) -> Iterator[Stored]:
+    """Tensors held by one attribute, in serialization order (`t`, `tensors`, sparse ones)."""
+    own = node.output[0] if node.output else node.name
+    name = own if node.op_type == "Constant" else f"{own}.{attr.name}"
+    if attr.HasField("t"):
+        yield name, attr.t
+    for i, t in enumerate(attr.tensors):
+        yield f"{name}[{i}]", t
+    sparse = [attr.sparse_tensor] if attr.HasField("sparse_tensor") else []
+    for i, sp in enumerate([*sparse, *attr.sparse_tensors]):
+        label = name if attr.HasField("sparse_tensor") and i == 0 else f"{name}[{i}]"
+        yield f"{label}.values", sp.values
+        yield f"{label}.indices", sp.indices
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[Stored]:
+    """Every tensor of a graph in the order protobuf writes them: node attributes (field 1,
+    subgraphs inside them at any depth), then initializers (5), then sparse initializers (15)."""
+    for node in graph.node:
+        for attr in node.attribute:
+            yield from _attribute_tensors(node, attr)
+            for sub in [attr.g] if attr.HasField("g") else []:
+                yield from _graph_tensors(sub)
+            for sub in attr.graphs:
+                yield from _graph_tensors(sub)
+    for t in graph.initializer:
+        yield t.name, t
+    for sp in graph.sparse_initializer:
+        yield f"{sp.values.name}.values", sp.values
+        yield f"{sp.values.name}.indices", sp.indices
+
+
+def stored_tensors(model: onnx.ModelProto) -> Iterator[Stored]:
+    """Every tensor stored in the model, in file order: the graph's (with `Constant` values and
+    subgraphs at any depth), then the model-local functions' attribute values."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            for attr in node.attribute:
+                yield from _attribute_tensors(node, attr)
+
+
+def _packed(message: onnx.AttributeProto | onnx.TensorProto) -> bytes:
+    """The payload of the one packed repeated field set in `message`, as protobuf writes it
+    (the message minus its 1-byte tag and varint length)."""
+    raw = bytes(message.SerializeToString())
+    i = 1
+    while raw[i] & 0x80:
+        i += 1
+    return raw[i + 1 :]
+
+
+def _varints(t: onnx.TensorProto) -> bytes:
+    for field in ("int32_data", "int64_data", "uint64_data"):
+        values = getattr(t, field)
+        if values:
+            only = onnx.TensorProto()
+            getattr(only, field).extend(values)
+            return _packed(only)
     return b""
 
 
+def payload(t: onnx.TensorProto) -> tuple[str, bytes]:
+    """(dtype of its items, the bytes as stored in the file) of a tensor's values: `raw_data`,
+    or packed `float_data`/`double_data` (little-endian, as raw), or packed varints (`uint8`:
+    opaque bytes); empty for external data and strings."""
+    dtype = dtype_name(t.data_type)
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        return dtype, b""
+    if t.raw_data:
+        return dtype, bytes(t.raw_data)
+    if t.float_data:
+        return "float32", np.asarray(t.float_data, dtype="<f4").tobytes()
+    if t.double_data:
+        return "float64", np.asarray(t.double_data, dtype="<f8").tobytes()
+    return "uint8", _varints(t)
+
+
+Payload = tuple[str, str, bytes]
+"""(name, dtype of its items, bytes as stored in the file) of one stored tensor or value list."""
+
+
+def _value_lists(model: onnx.ModelProto) -> Iterator[Payload]:
+    """`floats`/`ints` attributes (`Constant` value_floats/value_ints): proto2 writes them
+    unpacked, a tag before every value, so they are found as their serialized field (`uint8`)."""
+    nodes = [n for g in graphs(model.graph) for n in g.node]
+    nodes += [n for f in model.functions for n in f.node]
+    for node in nodes:
+        for attr in node.attribute:
+            for field in ("floats", "ints"):
+                if getattr(attr, field):
+                    only = onnx.AttributeProto()
+                    getattr(only, field).extend(getattr(attr, field))
+                    name = node.output[0] if node.output else node.name
+                    label = name if node.op_type == "Constant" else f"{name}.{attr.name}"
+                    yield label, "uint8", only.SerializeToString()
+
+
+def _payloads(model: onnx.ModelProto) -> Iterator[Payload]:
+    for name, t in stored_tensors(model):
+        yield name, *payload(t)
+    yield from _value_lists(model)
+
+
+def _locate(data: bytes, raw: bytes, cursor: int) -> int:
+    """Where `raw` is in `data`: from `cursor` on (file order), else anywhere before it."""
+    start = data.find(raw, cursor)
+    return start if start >= 0 else data.find(raw, 0, cursor)
+
+
 def tensor_spans(model: onnx.ModelProto, data: bytes, min_size: int = 1024) -> list[TensorSpan]:
-    """Byte ranges of the initializers stored inside the file, found in serialization order."""
+    """Byte ranges of every tensor stored inside the file (`stored_tensors`: initializers,
+    `Constant` values, subgraphs at any depth, sparse parts) of `min_size` bytes or more, found
+    in serialization order; names are made unique. Spans never overlap."""
     spans: list[TensorSpan] = []
+    seen: set[str] = set()
     cursor = 0
-    for t in model.graph.initializer:
-        raw = _raw_values(t)
+    for name, dtype, raw in _payloads(model):
         if len(raw) < min_size:
             continue
-        start = data.find(raw, cursor)
+        start = _locate(data, raw, cursor)
         if start < 0:
             continue
-        spans.append(TensorSpan(t.name, dtype_name(t.data_type), start, start + len(raw)))
-        cursor = start + len(raw)
-    return spans
+        spans.append(TensorSpan(_unique(name, seen), dtype, start, start + len(raw)))
+        cursor = max(cursor, start + len(raw))
+    return _disjoint(spans)
+
+
+def _disjoint(spans: list[TensorSpan]) -> list[TensorSpan]:
+    """`spans` in file order without those overlapping an earlier one."""
+    out: list[TensorSpan] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if not out or span.start >= out[-1].end:
+            out.append(span)
+    return out
 
 
 def external_files(model: onnx.ModelProto) -> list[ExternalFile]:
-    """External data files and the tensor ranges in each (offset/length from the model)."""
+    """External data files and the tensor ranges in each (offset/length from the model), for
+    every stored tensor (initializers and attribute values of every subgraph)."""
     by_file: dict[str, list[TensorSpan]] = {}
-    for t in model.graph.initializer:
+    seen: set[str] = set()
+    for name, t in stored_tensors(model):
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
         info = {e.key: e.value for e in t.external_data}
         start, length = int(info.get("offset", 0)), int(info.get("length", 0) or 0)
         spans = by_file.setdefault(info["location"], [])
         if length:
-            spans.append(TensorSpan(t.name, dtype_name(t.data_type), start, start + length))
-    return [ExternalFile(p, tuple(s)) for p, s in sorted(by_file.items())]
+            spans.append(
+                TensorSpan(_unique(name, seen), dtype_name(t.data_type), start, start + length)
+            )
+    return [ExternalFile(p, tuple(_disjoint(s))) for p, s in sorted(by_file.items())]
 
 
 def graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:

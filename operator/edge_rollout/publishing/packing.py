@@ -22,7 +22,7 @@ from edge_rollout.api.manifest import (
     TensorRange,
     Tolerance,
 )
-from edge_rollout.content import chunking, delta, diffing, golden, placement
+from edge_rollout.content import chunking, counterparts, delta, diffing, golden, placement
 from edge_rollout.store import codec
 from edge_rollout.store.writer import DirectoryStore
 
@@ -40,6 +40,8 @@ class Base:
     """sha256 of the whole base file (what a gap delta names as its base)."""
     gaps: bytes = b""
     """The base file's gap bytes (outside its aligned tensors): the prefix of a gap delta."""
+    keys: tuple[counterparts.TensorKey, ...] = ()
+    """Its tensors' names, dtypes, sizes and digests in file order (to pair changed tensors)."""
 
 
 def base_of(version: str, entry: FileEntry, data: bytes, chunks: frozenset[str]) -> Base:
@@ -52,6 +54,7 @@ def base_of(version: str, entry: FileEntry, data: bytes, chunks: frozenset[str])
         chunks=chunks,
         file_digest=entry.digest,
         gaps=placement.gap_bytes(entry, data),
+        keys=placement.tensor_keys(entry),
     )
 
 
@@ -71,12 +74,27 @@ def pack_file(
         refs.append(store.put_blob(data[piece.offset : piece.offset + piece.size]))
         if progress is not None:
             progress(piece.size)
-    tensors = [_tensor(store, t, data, refs, base) for t in cut.tensors]
+    pairs = _pairs(cut, base)
+    tensors = [_tensor(store, t, data, refs, base, pairs.get(t.name)) for t in cut.tensors]
     entry = FileEntry(
         path=path, size=len(data), digest=codec.sha256_hex(data), chunks=refs, tensors=tensors
     )
     gap = _gap_delta(store, entry, data, base)
     return entry.model_copy(update={"gap_deltas": [gap]}) if gap is not None else entry
+
+
+def _pairs(cut: chunking.Chunking, base: Base | None) -> dict[str, str]:
+    """Each changed tensor's counterpart in the base (by name, then by dtype, size and order)."""
+    if base is None:
+        return {}
+    keys = [
+        counterparts.TensorKey(
+            t.name, t.dtype, sum(p.size for p in cut.pieces[t.first_chunk :][: t.chunk_count]),
+            t.digest,
+        )
+        for t in cut.tensors
+    ]  # fmt: skip
+    return counterparts.counterparts(keys, base.keys)
 
 
 def _gap_delta(
@@ -106,10 +124,11 @@ def _tensor(
     data: bytes,
     refs: list[ChunkRef],
     base: Base | None,
+    counterpart: str | None = None,
 ) -> TensorRange:
     own = refs[t.first_chunk : t.first_chunk + t.chunk_count]
     deltas: list[TensorDelta] = []
-    old = base.tensors.get(t.name) if base is not None else None
+    old = base.tensors.get(counterpart) if base is not None and counterpart else None
     if base is not None and old is not None and codec.sha256_hex(old) != t.digest:
         offset = sum(r.size for r in refs[: t.first_chunk])
         new = data[offset : offset + sum(r.size for r in own)]

@@ -31,6 +31,7 @@ from tests.integration import fleet_support
 from tests.integration.agent_fixtures import AgentProcess, edgenode
 from tests.integration.reporter import delete_nodes
 from tests.integration.store_fixtures import build_mlp
+from tests.integration.test_health_truth import status
 from tests.support import Kubectl
 
 CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
@@ -123,12 +124,6 @@ def apply(kubectl: Kubectl, namespace: str, fleet: Fleet, version: str, trusted:
         },
     }  # fmt: skip
     kubectl("apply", "-f", "-", input=json.dumps(body))
-
-
-def status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
-    out = kubectl("get", "mdep", "m", "-n", namespace, "-o", "json").stdout
-    found: dict[str, Any] = json.loads(out).get("status") or {}
-    return found
 
 
 def served(kubectl: Kubectl, namespace: str) -> dict[str, tuple[str, str]]:

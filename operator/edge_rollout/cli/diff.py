@@ -38,9 +38,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("old", help="MODEL@VERSION a node holds")
     p.add_argument("new", help="MODEL@VERSION it updates to")
     p.add_argument("--store", required=True, help="store directory or URL")
-    p.add_argument("--public-key", required=True, action="append", type=store_cli.named_key,
-                   metavar="[ID=]FILE", help="a trusted public key file; repeat it for several"
-                   " (the old and the new key while rotating)")  # fmt: skip
+    store_cli.public_key_option(p, "a trusted public key file; repeat it for several (the old"
+                                " and the new key while rotating)", required=True)  # fmt: skip
     p.add_argument("--variant", default=None, help="only this variant")
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.set_defaults(handler=run)

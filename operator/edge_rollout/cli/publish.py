@@ -59,10 +59,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="release to compute tensor deltas against (default: latest published)",
     )
-    p.add_argument("--public-key", action="append", default=[], type=store_cli.named_key,
-                   metavar="[ID=]FILE", help="also trust this key's signatures on earlier releases"
-                   " (the delta base, --golden-from): the old key while rotating to --key"
-                   " (repeatable)")  # fmt: skip
+    store_cli.public_key_option(p, "also trust this key's signatures on earlier releases (the"
+                                " delta base, --golden-from): the old key while rotating to --key"
+                                " (repeatable)")  # fmt: skip
     p.add_argument("--store-url", default=None, help="URL nodes use for the store (printed YAML)")
     p.add_argument("--runs", type=int, default=30, help="timed inferences per variant")
     p.add_argument("--samples", type=int, default=4, help="sample inputs for agreement")

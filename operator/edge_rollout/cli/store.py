@@ -31,9 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = p.add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
     v = sub.add_parser("verify", help="verify signatures, digests, deltas and files of a store")
     v.add_argument("store", help="store directory, file:// or http(s):// URL")
-    v.add_argument("--public-key", required=True, action="append", type=named_key,
-                   metavar="[ID=]FILE", help="a trusted public key file (PEM/base64); repeat it"
-                   " for several (a release signed by any of them verifies)")  # fmt: skip
+    public_key_option(v, "a trusted public key file (PEM/base64); repeat it for several (a"
+                      " release signed by any of them verifies)", required=True)  # fmt: skip
     v.add_argument(
         "--release",
         action="append",
@@ -57,10 +56,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     s.add_argument("store", type=Path, help="store directory")
     s.add_argument("--key", required=True, type=Path, help="the private key to sign with")
-    s.add_argument("--public-key", action="append", default=[], type=named_key,
-                   metavar="[ID=]FILE", help="countersign with --key every release (or each"
-                   " --release) whose index a signature by this key verifies: the release then"
-                   " carries both signatures (key rotation; repeatable)")  # fmt: skip
+    public_key_option(s, "countersign with --key every release (or each --release) whose index"
+                      " a signature by this key verifies: the release then carries both"
+                      " signatures (key rotation; repeatable)")  # fmt: skip
     s.add_argument(
         "--release",
         action="append",
@@ -77,6 +75,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " an index you trust, e.g. one a sync copied without its signature (repeatable)",
     )
     s.set_defaults(handler=run_sign)
+
+
+def public_key_option(
+    parser: argparse.ArgumentParser, help: str, *, required: bool = False
+) -> None:
+    """`--public-key [ID=]FILE`, repeatable: the trusted keys of a command, as keys.Trusted."""
+    parser.add_argument("--public-key", action="append", default=None if required else [],
+                        required=required, type=named_key, metavar="[ID=]FILE",
+                        help=help)  # fmt: skip
 
 
 def named_key(text: str) -> keys.Trusted:

@@ -10,7 +10,6 @@ Everything it starts stops in `close()`.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import heapq
 import json
@@ -19,7 +18,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -48,11 +46,7 @@ class Api:
     def __init__(self, plane: ControlPlane) -> None:
         self.url = plane.url
         config = json.loads(plane.kubeconfig.read_text())
-        ca = Path(plane.workdir) / "bench-ca.crt"
-        ca.write_bytes(
-            base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
-        )
-        self.ca = str(ca)
+        self.ca = str(config["clusters"][0]["cluster"]["certificate-authority"])
         self._local = threading.local()
 
     def session(self) -> requests.Session:

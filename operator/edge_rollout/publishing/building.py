@@ -62,8 +62,11 @@ BUILDABLE: dict[str, tuple[Precision, ...]] = {
 """The variants built from a model of each precision: an int8, int4 or fp16 model is published
 as given, never re-quantized or widened."""
 INT4_DEFAULT_SHARE = 0.5
-"""int4 is built unasked when MatMul weights it can quantize are at least this share of the
-model's float weights (LLM-style models); `--variants ...,int4` builds it for any share > 0."""
+INT4_DEFAULT_WEIGHTS = 1 << 18
+"""int4 is built unasked when the MatMul and embedding weights it can quantize are at least
+INT4_DEFAULT_SHARE of the model's float weights and at least INT4_DEFAULT_WEIGHTS of them (1 MiB
+in float32): LLM-style models, not a small MLP, whose per-block scales would eat the saving.
+`--variants ...,int4` builds it for any model that has such weights."""
 INTEGER_WEIGHTS = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4,
                    onnx.TensorProto.UINT4)  # fmt: skip
 FOUR_BIT_WEIGHTS = (onnx.TensorProto.INT4, onnx.TensorProto.UINT4)
@@ -127,7 +130,8 @@ def variant_names(req: PublishRequest, given: Precision, model: onnx.ModelProto)
 
 
 def _unasked(model: onnx.ModelProto) -> tuple[str, ...]:
-    if variants.int4_weight_share(model) >= INT4_DEFAULT_SHARE:
+    quantized, total = variants.int4_weights(model)
+    if quantized >= INT4_DEFAULT_WEIGHTS and quantized >= INT4_DEFAULT_SHARE * total:
         return BUILT_IN
     return tuple(n for n in BUILT_IN if n != "int4")
 

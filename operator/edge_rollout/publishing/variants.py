@@ -248,10 +248,10 @@ INT4_OPS = {"MatMul": 1, "Gather": 0}
 linear layers, GatherBlockQuantized for embedding tables)."""
 
 
-def int4_weight_share(model: onnx.ModelProto) -> float:
-    """The share of float weight elements that int4 quantizes: 2-D float initializers of at
-    least INT4_BLOCK rows that are a MatMul's B input or a Gather's table (LLM-style linear
-    layers and embeddings), at any graph depth."""
+def int4_weights(model: onnx.ModelProto) -> tuple[int, int]:
+    """(float weight elements int4 quantizes, all float weight elements). Quantized are 2-D
+    float initializers of at least INT4_BLOCK rows and columns that are a MatMul's B input or a
+    Gather's table (LLM-style linear layers and embeddings), at any graph depth."""
     weights = {t.name: t for g in graphs(model.graph) for t in g.initializer}
     total = sum(_elements(t) for t in weights.values() if t.data_type == FLOAT)
     quantized = {
@@ -260,7 +260,13 @@ def int4_weight_share(model: onnx.ModelProto) -> float:
         for n in g.node
         if n.op_type in INT4_OPS and _int4_weight(weights.get(n.input[INT4_OPS[n.op_type]]))
     }
-    return sum(_elements(weights[name]) for name in quantized) / total if total else 0.0
+    return sum(_elements(weights[name]) for name in quantized), total
+
+
+def int4_weight_share(model: onnx.ModelProto) -> float:
+    """The share of float weight elements that int4 quantizes (int4_weights)."""
+    quantized, total = int4_weights(model)
+    return quantized / total if total else 0.0
 
 
 def _elements(tensor: TensorProto) -> int:

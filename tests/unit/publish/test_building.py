@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_rollout.api.manifest import TensorInfo
 from edge_rollout.publishing import building, calibration, request
 from edge_rollout.publishing.onnxmodel import ModelError
+from edge_rollout.testing import transformer
 
 
 @pytest.mark.parametrize(
@@ -120,3 +121,32 @@ def test_calibration_that_does_not_fit_the_model_is_refused(
     np.savez(path, **arrays)  # type: ignore[arg-type]
     with pytest.raises(ModelError, match=problem):
         calibration.load(path, INPUTS)
+
+
+@pytest.mark.parametrize(
+    ("shape", "int4"),
+    [
+        pytest.param(transformer.Shape(2, 128, 512), True, id="llm-style"),
+        pytest.param(transformer.Shape(1, 32, 64), False, id="too-small-to-gain"),
+    ],
+)
+def test_int4_is_offered_unasked_only_to_llm_style_models(
+    shape: transformer.Shape, int4: bool
+) -> None:
+    req = request.PublishRequest(Path("m.onnx"), "m", "1", Path("s"), Path("k"))
+    names = building.variant_names(req, "fp32", transformer.build(shape))
+    assert names == ["fp32", "fp16", "int8", *(["int4"] if int4 else [])]
+    asked = request.PublishRequest(Path("m.onnx"), "m", "1", Path("s"), Path("k"),
+                                   variants=("fp32", "int4"))  # fmt: skip
+    assert building.variant_names(asked, "fp32", transformer.build(shape)) == ["fp32", "int4"]
+
+
+def test_a_4_bit_matmul_is_labelled_int4_and_an_8_bit_one_int8() -> None:
+    def model(bits: int) -> onnx.ModelProto:
+        node = helper.make_node("MatMulNBits", ["x", "w", "s"], ["y"], domain="com.microsoft",
+                                K=32, N=32, bits=bits, block_size=32)  # fmt: skip
+        graph = helper.make_graph([node], "g", [], [])
+        return helper.make_model(graph)
+
+    assert building.infer_precision(model(4)) == "int4"
+    assert building.infer_precision(model(8)) == "int8"

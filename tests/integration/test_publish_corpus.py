@@ -97,6 +97,7 @@ def _assemble(reader: StoreReader, release: Release, variant: str) -> tuple[Mani
     return manifest, files["model.onnx"]
 
 
+@pytest.mark.timeout(900)  # two publishes with deltas of a 12 MB detector: minutes on 2 cores
 @pytest.mark.parametrize("pair", models.RELEASED_PAIRS, ids=lambda p: f"{p[0].name}")
 def test_a_released_update_publishes_and_assembles_from_the_held_version_byte_for_byte(
     pair: tuple[models.CorpusModel, models.CorpusModel], key: Path, tmp_path: Path

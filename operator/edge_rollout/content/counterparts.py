@@ -36,7 +36,8 @@ def counterparts(new: Sequence[TensorKey], old: Sequence[TensorKey]) -> dict[str
     with the k-th unpaired old tensor of that shape, in file order. One old tensor serves one new.
 
     >>> k = lambda n, d: TensorKey(n, "float32", 8, d)
-    >>> counterparts([k("a", "1"), k("x", "2"), k("y", "9")], [k("a", "0"), k("b", "2"), k("c", "3")])
+    >>> new, old = [k("a", "1"), k("x", "2"), k("y", "9")], [k("a", "0"), k("b", "2"), k("c", "3")]
+    >>> counterparts(new, old)
     {'a': 'a', 'y': 'c'}
     """
     reused = {t.digest for t in old} & {t.digest for t in new}

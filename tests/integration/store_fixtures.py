@@ -14,6 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edge_rollout.cli.main import build_parser
 from edge_rollout.testing.controlplane import free_port
 from edge_rollout.testing.models import magika_model_path
 from edge_rollout.testing.nginx import NGINX, Nginx, NginxServer
@@ -91,3 +92,9 @@ def magika_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if isinstance(found, str):
         pytest.skip(found)
     return found
+
+
+def cli(*argv: str) -> int:
+    """`edge-rollout ARGV...` run in this process; its exit code."""
+    args = build_parser().parse_args(list(argv))
+    return int(args.handler(args) or 0)

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from edge_rollout.cli.main import build_parser
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.testing.controlplane import ControlPlane
 from tests.integration import store_fixtures
@@ -27,17 +26,13 @@ from tests.integration.agent_fixtures import (
     set_models,
     wait_for,
 )
+from tests.integration.store_fixtures import cli
 from tests.support import Kubectl
 
 nginx = store_fixtures.nginx
 pytestmark = pytest.mark.usefixtures("crds_installed")
 
 LOG_LINE = re.compile(r'"GET (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) (?P<bytes>\d+) ')
-
-
-def cli(*argv: str) -> int:
-    args = build_parser().parse_args(list(argv))
-    return int(args.handler(args) or 0)
 
 
 def served(log: Path, start: int) -> tuple[int, list[str]]:

@@ -14,19 +14,14 @@ import pytest
 
 from edge_rollout.api.manifest import Manifest
 from edge_rollout.api.release import Release
-from edge_rollout.cli.main import build_parser
 from edge_rollout.store import assembly, keys
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport
 from edge_rollout.testing import models
 from edge_rollout_agent import runtime
+from tests.integration.store_fixtures import cli
 
 CPU = ["CPUExecutionProvider"]
-
-
-def cli(*argv: str) -> int:
-    args = build_parser().parse_args(list(argv))
-    return int(args.handler(args) or 0)
 
 
 @pytest.fixture(scope="module")

@@ -13,21 +13,16 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edge_rollout.cli.main import build_parser
 from edge_rollout.publishing import building
 from edge_rollout.store import assembly, keys
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport
 from edge_rollout.testing import transformer
 from edge_rollout_agent import runtime
+from tests.integration.store_fixtures import cli
 
 CPU = ["CPUExecutionProvider"]
 SHAPE = transformer.Shape(layers=2, hidden=128, vocab=512)
-
-
-def cli(*argv: str) -> int:
-    args = build_parser().parse_args(list(argv))
-    return int(args.handler(args) or 0)
 
 
 @pytest.fixture(scope="module")

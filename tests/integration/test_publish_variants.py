@@ -13,19 +13,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edge_rollout.cli.main import build_parser
 from edge_rollout.content import golden
 from edge_rollout.store import assembly, keys
 from edge_rollout.store.reader import StoreReader
 from edge_rollout.store.transport import FileTransport
 from tests.integration import store_fixtures
+from tests.integration.store_fixtures import cli
 
 small_model = store_fixtures.small_model
-
-
-def cli(*argv: str) -> int:
-    args = build_parser().parse_args(list(argv))
-    return int(args.handler(args) or 0)
 
 
 @pytest.fixture

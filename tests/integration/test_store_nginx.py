@@ -13,7 +13,6 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from edge_rollout.cli.main import build_parser
 from edge_rollout.content import golden
 from edge_rollout.publishing import feeding, measuring
 from edge_rollout.store import assembly, codec, keys
@@ -21,15 +20,11 @@ from edge_rollout.store.errors import StoreError, VerificationError
 from edge_rollout.store.http import HttpTransport
 from edge_rollout.store.reader import StoreReader
 from tests.integration import store_fixtures
+from tests.integration.store_fixtures import cli
 
 nginx = store_fixtures.nginx
 magika_model = store_fixtures.magika_model
 small_model = store_fixtures.small_model
-
-
-def cli(*argv: str) -> int:
-    args = build_parser().parse_args(list(argv))
-    return int(args.handler(args) or 0)
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 CLUSTER_DIR ?= .cluster
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`; most tests wait on processes, so 3 fit 2 cores
+TEST_WORKERS ?= 3
 
 ##@ Setup
 
@@ -63,7 +65,7 @@ cluster-down: ## Stop what cluster-up started (either kind): processes, mounts, 
 
 .PHONY: test
 test: setup lint ## Lint, then unit, integration and e2e tests (what CI runs)
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	$(BIN)/pytest tests -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: setup ## Unit tests only (pure, fast)

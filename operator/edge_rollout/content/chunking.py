@@ -93,7 +93,7 @@ def _gear_table() -> npt.NDArray[np.uint64]:
 _GEAR = _gear_table()
 
 
-def _gear_hashes(data: bytes) -> npt.NDArray[np.uint64]:
+def _gear_hashes(data: bytes | memoryview) -> npt.NDArray[np.uint64]:
     """h[i] = sum(GEAR[data[i-k]] << k for k < 64) mod 2**64, computed by doubling (6 passes)."""
     h = _GEAR[np.frombuffer(data, dtype=np.uint8)]
     width = 1
@@ -105,7 +105,25 @@ def _gear_hashes(data: bytes) -> npt.NDArray[np.uint64]:
     return h
 
 
-def cut_points(data: bytes, params: ChunkParams = DEFAULT_PARAMS) -> list[int]:
+HASH_BLOCK = 1 << 22
+"""Bytes hashed at a time: the gear hashes take 8 bytes per input byte (and twice that while
+doubling), so a block bounds the memory whatever the size of the tensor or file."""
+
+
+def _candidates(data: bytes | memoryview, mask: np.uint64, block: int) -> npt.NDArray[np.intp]:
+    """End offsets of every position whose gear hash has the mask's bits clear, hashed block by
+    block: each block starts with the 63 bytes before it, the window of its first hash."""
+    found = [np.zeros(0, dtype=np.intp)]
+    for start in range(0, len(data), block):
+        lead = min(start, 63)
+        hashes = _gear_hashes(data[start - lead : start + block])[lead:]
+        found.append(np.flatnonzero((hashes & mask) == 0) + start + 1)
+    return np.concatenate(found)
+
+
+def cut_points(
+    data: bytes | memoryview, params: ChunkParams = DEFAULT_PARAMS, block: int = HASH_BLOCK
+) -> list[int]:
     """End offsets of the content-defined chunks of `data` (the last one is `len(data)`).
 
     >>> cut_points(b"")
@@ -116,7 +134,7 @@ def cut_points(data: bytes, params: ChunkParams = DEFAULT_PARAMS) -> list[int]:
     if len(data) <= params.min_size:
         return [len(data)] if data else []
     mask = np.uint64(((1 << params.avg_bits) - 1) << (64 - params.avg_bits))
-    candidates = np.flatnonzero((_gear_hashes(data) & mask) == 0) + 1
+    candidates = _candidates(data, mask, block)
     cuts: list[int] = []
     last = 0
     while len(data) - last > params.min_size:
@@ -169,7 +187,7 @@ def chunk_file(
         if is_tensor:
             starts[start] = len(pieces)
         offset = start
-        for cut in cut_points(bytes(view[start:end]), params):
+        for cut in cut_points(view[start:end], params):
             pieces.append(Piece(offset, start + cut - offset, _sha256(view[offset : start + cut])))
             offset = start + cut
     placements = tuple(

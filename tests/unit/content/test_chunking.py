@@ -98,3 +98,12 @@ def test_overlapping_or_out_of_file_spans_are_ignored() -> None:
     result = chunking.chunk_file(data, spans, SMALL)
     assert [t.name for t in result.tensors] == ["a"]
     assert b"".join(data[p.offset : p.offset + p.size] for p in result.pieces) == data
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), size=st.integers(0, 30_000), block=st.integers(1, 5000))
+def test_cut_points_hashed_block_by_block_are_those_hashed_at_once(
+    seed: int, size: int, block: int
+) -> None:
+    data = _rand(size, seed)
+    assert chunking.cut_points(data, SMALL, block) == chunking.cut_points(data, SMALL, size + 1)

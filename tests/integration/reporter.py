@@ -41,6 +41,9 @@ class ScriptedReporter:
     delay: float = 0.5
     broken: set[str] = field(default_factory=set)
     interval: float = 0.3
+    heartbeat: float = 30.0
+    """Seconds between heartbeats, as a real agent sends them (a silent agent is NoAgent)."""
+    _beat: float = 0.0
     asked: dict[tuple[str, str], float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -97,13 +100,19 @@ class ScriptedReporter:
 
     def tick(self) -> None:
         listing: Any = self.api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        beat = time.monotonic() - self._beat >= self.heartbeat
+        if beat:
+            self._beat = time.monotonic()
         for item in listing["items"]:
             name = item["metadata"]["name"]
             if name not in self.hardware:
                 continue
             models = self._models(item)
-            if models is not None:
-                self._patch_status(name, {"models": models})
+            status: dict[str, Any] = {} if models is None else {"models": models}
+            if beat:
+                status["heartbeatTime"] = rfc3339(utcnow())
+            if status:
+                self._patch_status(name, status)
 
     def _models(self, item: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         """The status models for this EdgeNode's spec, or None when nothing changed."""

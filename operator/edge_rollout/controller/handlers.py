@@ -33,6 +33,8 @@ from edge_rollout.kube import nodes as kube_nodes
 from edge_rollout.store.releases import ReleaseCache, ReleaseUnavailableError, releases_for
 
 REPLAN_SECONDS = float(os.environ.get("EDGE_ROLLOUT_REPLAN_SECONDS", "5"))
+AGENT_HEARTBEAT = "EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS"
+"""The agents' heartbeat (the chart sets it from agent.heartbeatSeconds): read at every plan."""
 indexing.apply()  # Kopf's index readiness in O(N) wake-ups, not O(N^2) (controller/indexing.py)
 RELEASES = ReleaseCache()
 PLANNER = caching.PlannerCache()
@@ -190,7 +192,8 @@ def reconcile(
     )
     deployment = planning.Deployment(key, generation, md.spec, current_status)
     readings = prometheus.measure(md.spec, current_status, now)
-    plan = planning.plan_rollout(deployment, releases, fleet, now, readings, PLANNER)
+    heard = reports.Heard(current_edgenodes, _agent_heartbeat())
+    plan = planning.plan_rollout(deployment, releases, fleet, now, readings, PLANNER, heard)
     if status_core.carries_decision(current_status, plan.status):
         # Persist the decision before acting on it: a crash between the two writes leaves a
         # status the next plan re-derives the same entries from (issue 14.8).
@@ -208,6 +211,11 @@ def reconcile(
     write.record_counts(namespace, name, status)
     metrics.PLANS.labels("planned").inc()
     metrics.PLAN_SECONDS.observe(time.monotonic() - started)
+
+
+def _agent_heartbeat() -> dt.timedelta:
+    seconds = os.environ.get(AGENT_HEARTBEAT, "")
+    return dt.timedelta(seconds=float(seconds)) if seconds else reports.AGENT_HEARTBEAT
 
 
 _PLANNING: dict[str, threading.Lock] = {}

@@ -2,8 +2,10 @@
 
 Pure. A node has finished when it is Ready on the new version for minReadySeconds (succeeded) or
 has failed terminally (Failed: load or test vectors; TimedOut: past the progress deadline;
-NoAgent: no agent ever answered). Without criteria the default rule applies: stop once every
-finished node failed and none is still updating.
+NoAgent: its agent reports but never answered on the entry). A node whose agent stopped reporting
+altogether is held before this (`reports.hold_silent`, unschedulable): it neither finishes nor
+fails here, as a dead agent says nothing about the version. Without criteria the default rule
+applies: stop once every finished node failed and none is still updating.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from edge_rollout.core.fleet import NodeOutcome
 
 def failure_type(outcome: NodeOutcome) -> str:
     """`Failed` when the agent reported a failure of this version, `NoAgent` when no agent ever
-    reported on it, else `TimedOut`."""
+    reported on it (criteria count it as `TimedOut`, the default rule not at all), else
+    `TimedOut`."""
     reported = outcome.reported
     if reported is None:
         return "NoAgent"

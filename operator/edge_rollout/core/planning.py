@@ -33,6 +33,7 @@ def plan_rollout(
     now: datetime,
     readings: Sequence[analyses.Reading] = (),
     cache: caching.PlannerCache | None = None,
+    heard: reports.Heard | None = None,
 ) -> Plan:
     """Plan one reconcile of `deployment` over `nodes`.
 
@@ -48,12 +49,15 @@ def plan_rollout(
 
     `readings` are the query answers of the analysis the rollout waits for (`analysis.due`).
     With `cache` (the same one across plans), the work of the deployment's last plan is reused
-    where its inputs are the same objects; the plan is the same as without it.
+    where its inputs are the same objects; the plan is the same as without it. With `heard`
+    (when each agent last reported), nodes whose agent went silent are held as NoAgent.
     """
     memo = cache.deployment(deployment.key) if cache is not None else caching.DeploymentMemo()
     rollout = _rollout_state(deployment, now)
     memo.ordered = ordering.select_nodes(deployment.spec, nodes, memo.ordered, memo.nodes)
     chosen, held = reports.hold_invalid(memo.ordered.selection)
+    chosen, silent = reports.hold_silent(chosen, heard, now)
+    held = (*held, *silent)
     target = releases[rollout.target]
     stable = releases.get(rollout.stable)
     planner = NodePlanner(deployment, rollout, target, stable, now, memo.nodes)
@@ -71,7 +75,13 @@ def plan_rollout(
     desired.update((o.node, o.desired) for o in held)
     evidence = (*judged.tally.bad, *held)
     status, events = summaries.summarize(
-        deployment, rollout, tally.plus(held), evidence, now, waiting=gated.waiting
+        deployment,
+        rollout,
+        tally.plus(held),
+        evidence,
+        now,
+        stable_release=stable is not None,
+        waiting=gated.waiting,
     )
     status = status.model_copy(update={"analysis_runs": list(gated.runs)})
     status, warned = specchecks.with_warnings(deployment, chosen.nodes, status, now)

@@ -1,15 +1,18 @@
-"""Agents' reports as untrusted input: an EdgeNode read from the cluster, its status checked.
+"""Agents' reports as untrusted input: an EdgeNode read from the cluster, its status checked,
+and whether its agent still reports at all.
 
 Pure (the caller passes the time the report was received). A status the operator cannot use, one
 that fails the API types or says something impossible (a time in the future, an unknown time
 zone), is replaced by an empty one holding a `ReportValid=False` condition, reason
 `ReportInvalid`, whose message names the field. Plans hold such a node where it is and report it
-(`hold_invalid`); other nodes and deployments are planned as if it were not there.
+(`hold_invalid`), as they hold a node whose agent stopped reporting (`hold_silent`: NoAgent);
+other nodes and deployments are planned as if it were not there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
 
@@ -28,6 +31,27 @@ CLOCK_SKEW = timedelta(minutes=10)
 """How far ahead of the operator's clock an agent's times may be."""
 _PROBLEM = attrgetter("report_problem")
 HELD = "the node is held where it is until its agent sends a usable report"
+AGENT_NOT_REPORTING = "AgentNotReporting"
+AGENT_HEARTBEAT = timedelta(seconds=30)
+"""How often agents report when nothing changes: `edge-rollout-agent --heartbeat` and the chart's
+`agent.heartbeatSeconds` (the operator reads it from EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS)."""
+MISSED_HEARTBEATS = 4
+"""An agent silent for this many heartbeats is gone, as Kubernetes marks a Node NotReady
+(Unknown) when its kubelet missed 4 status updates (node-monitor-grace-period 40 s, every 10 s)."""
+
+
+@dataclass(frozen=True)
+class Heard:
+    """When each node's agent was last heard from: the EdgeNodes by name, whose heartbeatTime
+    is on the operator's clock (`clocks.on_operator_clock`), and the agents' heartbeat."""
+
+    edgenodes: Mapping[str, EdgeNode]
+    heartbeat: timedelta = AGENT_HEARTBEAT
+
+    @property
+    def grace(self) -> timedelta:
+        """How long an agent may stay silent before its node counts as NoAgent."""
+        return MISSED_HEARTBEATS * self.heartbeat
 
 
 def read_edgenode(body: Mapping[str, object], received: datetime) -> EdgeNode:
@@ -90,6 +114,86 @@ def hold_invalid(
     usable = tuple(n for n in chosen.nodes if not n.report_problem)
     held = tuple(_held(n) for n in chosen.nodes if n.report_problem)
     return type(chosen)(usable, chosen.removed, chosen.unique), held
+
+
+def hold_silent(
+    chosen: Selection, heard: Heard | None, now: datetime
+) -> tuple[Selection, tuple[NodeOutcome, ...]]:
+    """The selected nodes whose agents report, and for each node whose agent was last heard
+    from longer than `heard.grace` before `now` an outcome as `hold_invalid` gives, reason
+    AgentNotReporting (NoAgent): it is not asked for anything, does not count as failed or
+    timed out, and keeps its entry until its agent reports again. A node whose agent never
+    reported is not held here (selection waits for its hardware: AwaitingHardwareReport).
+
+    >>> from datetime import UTC
+    >>> from edge_rollout.api.edgenode import EdgeNodeStatus, Hardware
+    >>> t = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    >>> old = EdgeNode(status=EdgeNodeStatus(heartbeat_time="2026-01-01T00:05:00Z"))
+    >>> node = NodeInput("n1", {}, Hardware())
+    >>> kept, held = hold_silent(Selection((node,), (), True), Heard({"n1": old}), t)
+    >>> kept.nodes, held[0].state, held[0].choice.reason
+    ((), 'unschedulable', 'AgentNotReporting')
+    """
+    if heard is None:
+        return chosen, ()
+    cutoff = (now - heard.grace).replace(microsecond=0)
+    before = _Before(cutoff, rfc3339(cutoff))
+    edgenodes = heard.edgenodes
+    silent = {n.name for n in chosen.nodes if before.heard(edgenodes.get(n.name))}
+    if not silent:
+        return chosen, ()
+    usable = tuple(n for n in chosen.nodes if n.name not in silent)
+    held = tuple(
+        _silent(n, _last_heard(edgenodes.get(n.name)), heard)
+        for n in chosen.nodes
+        if n.name in silent
+    )
+    return type(chosen)(usable, chosen.removed, chosen.unique), held
+
+
+@dataclass(frozen=True)
+class _Before:
+    """A moment, and the same as the operator writes times (`rfc3339`), which compare as text:
+    the heartbeats `clocks.on_operator_clock` wrote are checked without parsing (10,000 nodes
+    per plan)."""
+
+    moment: datetime
+    text: str
+
+    def heard(self, edgenode: EdgeNode | None) -> bool:
+        """The node's agent last reported before this moment (never: False)."""
+        text = edgenode.status.heartbeat_time if edgenode is not None else ""
+        if len(text) == len(self.text) and text.endswith("Z"):
+            return text < self.text
+        last = _last_heard(edgenode)
+        return last is not None and last < self.moment
+
+
+def _last_heard(edgenode: EdgeNode | None) -> datetime | None:
+    """When the node's agent last reported, on the operator's clock; None if it never did."""
+    text = edgenode.status.heartbeat_time if edgenode is not None else ""
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
+def _silent(node: NodeInput, last: datetime | None, heard: Heard) -> NodeOutcome:
+    message = (
+        f"node {node.name}: its agent was last heard from at {rfc3339(last) if last else '?'},"
+        f" more than {_seconds(heard.grace)} ago ({MISSED_HEARTBEATS} heartbeats of"
+        f" {_seconds(heard.heartbeat)}): NoAgent, held"
+        " where it is until it reports again; start edge-rollout-agent on the node or see why it"
+        f" cannot reach the apiserver (kubectl get edgenode {node.name} shows its heartbeat)"
+    )
+    choice = selection.Choice(node.name, None, AGENT_NOT_REPORTING, message)
+    return NodeOutcome(node.name, "unschedulable", node.desired, choice, None)
+
+
+def _seconds(delta: timedelta) -> str:
+    seconds = round(delta.total_seconds())
+    return f"{seconds} s" if seconds < 120 else _minutes(delta)
 
 
 def _held(node: NodeInput) -> NodeOutcome:

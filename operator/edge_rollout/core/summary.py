@@ -29,8 +29,12 @@ WORST_NODES = 10
 NO_AGENT = "NoAgent"
 NO_FITTING_VARIANT = "NoFittingVariant"
 NODES_FAILED = "NodesFailed"
-AWAITING_HARDWARE = frozenset({"AwaitingHardwareReport"})
-"""Selection reasons that mean no agent has reported the node's hardware yet."""
+STABLE_RELEASE_UNAVAILABLE = "StableReleaseUnavailable"
+"""An abort would roll back, but the stable version's release cannot be loaded: no node can be
+asked back to it, so the phase is Failed, not RolledBack."""
+AWAITING_HARDWARE = frozenset({"AwaitingHardwareReport", "AgentNotReporting"})
+"""Choice reasons that mean no agent answers for the node: none has reported its hardware yet,
+or its agent stopped reporting (`reports.hold_silent`)."""
 
 
 @dataclass(frozen=True)
@@ -101,15 +105,18 @@ def summarize(
     evidence: Sequence[NodeOutcome],
     now: datetime,
     *,
+    stable_release: bool,
     waiting: str = "",
 ) -> tuple[ModelDeploymentStatus, tuple[Event, ...]]:
     """The next status, and the events for what changed since the previous one.
 
     `tally` counts the outcomes of the selected nodes; `evidence` are the failed and
     unschedulable outcomes before an abort asked them back (kept in status until the next
-    version); `waiting` says what the analysis the rollout holds for has measured."""
+    version); `stable_release` says whether the stable version's release could be loaded (what
+    a rollback asks the nodes for); `waiting` says what the analysis the rollout holds for has
+    measured."""
     previous = deployment.status
-    found = summary(deployment, rollout, tally, evidence)
+    found = summary(deployment, rollout, tally, evidence, stable_release=stable_release)
     if waiting and rollout.verdict is None:
         found = replace(found, message=f"{found.message}; {waiting}"[:4096])
     status = previous.model_copy(
@@ -144,9 +151,15 @@ def summarize(
 
 
 def summary(
-    deployment: Deployment, rollout: Rollout, tally: Tally, evidence: Sequence[NodeOutcome]
+    deployment: Deployment,
+    rollout: Rollout,
+    tally: Tally,
+    evidence: Sequence[NodeOutcome],
+    *,
+    stable_release: bool = True,
 ) -> Summary:
-    """Phase, conditions, counts, worst nodes and message of one plan, from one tally."""
+    """Phase, conditions, counts, worst nodes and message of one plan, from one tally
+    (`stable_release`: the stable version's release could be loaded)."""
     states, total = tally.states, tally.total
     bad = evidence if rollout.verdict is not None else tally.bad
     kinds = Counter(map(kind, bad))
@@ -167,8 +180,9 @@ def summary(
         and rollout.progress.index >= len(deployment.spec.strategy.steps)
         and states["old"] + states["updating"] == 0
     )
-    phase, true, reason = _phase(deployment, rollout, done, counts, required, kinds)
-    message = _message(deployment, rollout, counts, required, kinds)
+    returnable = not _unreturnable(deployment, rollout, stable_release)
+    phase, true, reason = _phase(deployment, rollout, done, counts, required, kinds, returnable)
+    message = _message(deployment, rollout, counts, required, kinds, returnable)
     return Summary(phase, done, true, reason, counts, required, worst, message)
 
 
@@ -186,6 +200,26 @@ def ready(counts: PhaseCounts, required: int) -> bool:
     return required > 0 and counts.succeeded >= required
 
 
+def _unreturnable(deployment: Deployment, rollout: Rollout, stable_release: bool) -> bool:
+    """The rollout aborted with the Rollback policy, there is a stable version to go back to,
+    but its release cannot be loaded: no node is asked back (`planning._after_abort`)."""
+    rollback = deployment.spec.abort.failure_handling_policy == "Rollback"
+    return rollout.verdict is not None and rollback and bool(rollout.stable) and not stable_release
+
+
+def _unreturnable_message(deployment: Deployment, rollout: Rollout, counts: PhaseCounts) -> str:
+    model = deployment.spec.model
+    wanted = f"{model.name}@{rollout.stable}"
+    return (
+        f"modeldeployment {deployment.key}: rollout of {rollout.target} aborted:"
+        f" {rollout.verdict}; {counts.failed} node(s) failed; cannot roll back: the stable"
+        f" release {wanted} cannot be loaded from spec.model.store ({model.store.url}), so no"
+        f" node is asked back to it and {counts.succeeded} node(s) stay on {rollout.target}:"
+        f" publish {wanted} to the store again (nodes then go back to it), or set"
+        " spec.model.version to a fixed version"
+    )[:4096]
+
+
 def _phase(
     deployment: Deployment,
     rollout: Rollout,
@@ -193,12 +227,17 @@ def _phase(
     counts: PhaseCounts,
     required: int,
     kinds: Counter[str],
+    returnable: bool,
 ) -> tuple[str, frozenset[str], str]:
+    """RolledBack only when the nodes are asked back to a stable release that loads."""
     if rollout.verdict is not None:
+        stopped = frozenset({"Degraded", "Stalled"})
+        if not returnable:
+            return "Failed", stopped, STABLE_RELEASE_UNAVAILABLE
         rollback = deployment.spec.abort.failure_handling_policy == "Rollback"
         if rollback and rollout.stable:
-            return "RolledBack", frozenset({"Degraded", "Stalled"}), "RolledBack"
-        return "Failed", frozenset({"Degraded", "Stalled"}), "RolloutAborted"
+            return "RolledBack", stopped, "RolledBack"
+        return "Failed", stopped, "RolloutAborted"
     degraded = frozenset({"Degraded"}) if counts.failed else frozenset()
     if done:
         if not counts.failed:
@@ -238,8 +277,11 @@ def _message(
     counts: PhaseCounts,
     required: int,
     kinds: Counter[str],
+    returnable: bool,
 ) -> str:
     target = rollout.target
+    if not returnable:
+        return _unreturnable_message(deployment, rollout, counts)
     if rollout.verdict is not None:
         return (
             f"rollout of {target} aborted: {rollout.verdict}; {counts.failed} node(s) failed;"

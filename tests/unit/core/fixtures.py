@@ -9,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 from edge_rollout.api.edgenode import (
     Accelerator,
     DesiredModel,
+    EdgeNode,
+    EdgeNodeStatus,
     Hardware,
     ModelError,
     ModelStatus,
 )
 from edge_rollout.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from edge_rollout.api.release import Release, VariantEntry
-from edge_rollout.core import planning
+from edge_rollout.core import planning, reports
 from edge_rollout.core.conditions import rfc3339
 from edge_rollout.core.fleet import Event
 
@@ -150,6 +152,10 @@ class SimNode:
     held: set[tuple[str, str]] = field(default_factory=set)
     """Versions installed here (kept on disk: switching back to one is a RolledBack)."""
     asked_at: datetime | None = None
+    gone: bool = False
+    """Its agent died: no more steps, no more heartbeats."""
+    heard: datetime | None = None
+    """When its agent last reported (set by `Fleet.tick` when the fleet sends heartbeats)."""
 
     def as_input(self) -> planning.NodeInput:
         return planning.NodeInput(
@@ -248,11 +254,23 @@ class Fleet:
     generation: int = 1
     max_in_flight: int = 0
     events: list[Event] = field(default_factory=list)
+    heartbeats: bool = False
+    """Agents send heartbeats and the planner hears them (`reports.Heard`)."""
 
     def plan(self) -> planning.Plan:
         deployment = planning.Deployment("ns/md", self.generation, self.spec, self.status)
-        return planning.plan_rollout(
-            deployment, self.releases, [n.as_input() for n in self.nodes], self.now
+        nodes = [n.as_input() for n in self.nodes]
+        return planning.plan_rollout(deployment, self.releases, nodes, self.now, heard=self.heard())
+
+    def heard(self) -> reports.Heard | None:
+        if not self.heartbeats:
+            return None
+        return reports.Heard(
+            {
+                n.name: EdgeNode(status=EdgeNodeStatus(heartbeat_time=rfc3339(n.heard)))
+                for n in self.nodes
+                if n.heard is not None
+            }
         )
 
     def apply(self, plan: planning.Plan) -> None:
@@ -271,7 +289,11 @@ class Fleet:
     def tick(self, seconds: float = 5, delay: timedelta = timedelta(seconds=15)) -> None:
         self.now += timedelta(seconds=seconds)
         for node in self.nodes:
+            if node.gone:
+                continue
             node.agent_step(self.now, delay)
+            if self.heartbeats:
+                node.heard = self.now
         self.apply(self.plan())
 
     def run(self, ticks: int = 200, **kwargs: object) -> None:

@@ -19,7 +19,7 @@ from edge_rollout.core import planning, selection, status, steps, summary
 from edge_rollout.core.conditions import rfc3339
 from edge_rollout.core.fleet import NodeOutcome
 from edge_rollout.core.outcomes import Rollout
-from tests.unit.core.fixtures import MIB, T0, Fleet, fleet, hardware, spec
+from tests.unit.core.fixtures import MIB, T0, Fleet, fleet, hardware, release, spec
 from tests.unit.core.test_planning import installed
 
 ALL_VARIANTS = frozenset(f"2.0/{v}" for v in ("fp32", "fp16", "int8", "int8-npu"))
@@ -201,6 +201,79 @@ def test_an_abort_keeps_the_evidence_until_the_next_version() -> None:
     assert (f.status.counts.failed, f.status.worst_nodes) == (0, [])
 
 
+def aborted_without(stable: bool, policy: str = "Rollback") -> Fleet:
+    """Four nodes on 1.0 asked for 2.0, every variant of which fails, until the rollout aborts;
+    the stable release 1.0 loads only when `stable` (else, as when it was deleted from the store,
+    the operator's releases hold the target's alone)."""
+    f = installed(4)
+    f.spec = f.spec.model_copy(
+        update={"abort": f.spec.abort.model_copy(update={"failure_handling_policy": policy})}
+    )
+    for node in f.nodes:
+        node.broken = ALL_VARIANTS
+    if not stable:
+        del f.releases["1.0"]
+    f.apply(f.plan())
+    f.run()
+    assert f.status.abort_reason, f.status.message
+    return f
+
+
+def reasons_of(f: Fleet) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in f.status.conditions}
+
+
+def test_an_abort_whose_stable_release_is_missing_is_failed_not_rolled_back() -> None:
+    f = aborted_without(stable=False)
+    asked = [n.name for n in f.nodes if n.desired and n.desired.version == "2.0"]
+    assert asked  # the nodes asked for 2.0 were not asked back: nothing to go back to
+    assert f.phase == "Failed"
+    why = summary.STABLE_RELEASE_UNAVAILABLE
+    assert reasons_of(f) == {
+        "Ready": ("False", why),
+        "Progressing": ("False", why),
+        "Degraded": ("True", why),
+        "Stalled": ("True", why),
+        "Reconciling": ("False", why),
+    }
+    message = f.status.message
+    assert message.startswith("modeldeployment ns/md: rollout of 2.0 aborted:"), message
+    assert "the stable release m@1.0 cannot be loaded from spec.model.store" in message
+    assert "publish m@1.0 to the store again" in message
+    assert "or set spec.model.version to a fixed version" in message
+    assert f"{f.status.counts.failed} node(s) failed" in message
+    failed = [e for e in f.events if e.reason == "RolloutFailed"]
+    assert [e.message for e in failed] == [message]
+    assert not [e for e in f.events if e.reason == "RolledBack"]
+
+
+def test_the_stable_release_published_again_rolls_the_nodes_back() -> None:
+    f = aborted_without(stable=False)
+    f.releases["1.0"] = release("1.0")
+    f.tick()
+    assert f.phase == "RolledBack"
+    assert all(n.desired and n.desired.version == "1.0" for n in f.nodes)
+    assert reasons_of(f)["Degraded"] == ("True", "RolledBack")
+
+
+@pytest.mark.parametrize(
+    ("stable", "policy", "phase", "reason"),
+    [
+        pytest.param(True, "Rollback", "RolledBack", "RolledBack", id="rollback-to-a-release"),
+        pytest.param(False, "Rollback", "Failed", "StableReleaseUnavailable", id="no-release"),
+        pytest.param(True, "Pause", "Failed", "RolloutAborted", id="pause"),
+        pytest.param(False, "Pause", "Failed", "RolloutAborted", id="pause-no-release"),
+    ],
+)
+def test_the_phase_after_an_abort_says_where_the_nodes_are(
+    stable: bool, policy: str, phase: str, reason: str
+) -> None:
+    f = aborted_without(stable, policy)
+    assert (f.phase, reasons_of(f)["Ready"]) == (phase, ("False", reason))
+    back = all(n.desired and n.desired.version == "1.0" for n in f.nodes)
+    assert back == (phase == "RolledBack")
+
+
 def test_a_pause_step_is_paused_and_still_progressing() -> None:
     f = installed(4, steps=[{"setNodeCount": 1}, {"pause": {}}])
     f.apply(f.plan())
@@ -237,7 +310,7 @@ REPORTS = st.one_of(
 CHOICES = st.builds(
     lambda variant, reason: selection.Choice("n", variant, reason, "why"),
     st.sampled_from([None, "fp32"]),
-    st.sampled_from(["DoesNotFit", "AwaitingHardwareReport", "Best"]),
+    st.sampled_from(["DoesNotFit", "AwaitingHardwareReport", "AgentNotReporting", "Best"]),
 )
 OUTCOMES = st.lists(
     st.tuples(
@@ -256,6 +329,8 @@ OUTCOMES = st.lists(
     aborted=st.booleans(),
     paused=st.booleans(),
     previous_failed=st.integers(min_value=0, max_value=30),
+    stable_release=st.booleans(),
+    policy=st.sampled_from(["Rollback", "Pause"]),
 )
 def test_message_conditions_counts_and_worst_nodes_agree(
     found: list[tuple[str, ModelStatus | None, selection.Choice]],
@@ -263,20 +338,25 @@ def test_message_conditions_counts_and_worst_nodes_agree(
     aborted: bool,
     paused: bool,
     previous_failed: int,
+    stable_release: bool,
+    policy: str,
 ) -> None:
     outcomes = [
         NodeOutcome(f"node-{i:03d}", state, None, choice, reported)  # type: ignore[arg-type]
         for i, (state, reported, choice) in enumerate(found)
     ]
     md_spec = spec(steps=[{"setNodeCount": 1}, {"pause": {}}])
-    md_spec = md_spec.model_copy(update={"paused": paused})
+    abort = md_spec.abort.model_copy(update={"failure_handling_policy": policy})
+    md_spec = md_spec.model_copy(update={"paused": paused, "abort": abort})
     previous = ModelDeploymentStatus(
         target_version="2.0", counts=PhaseCounts(failed=previous_failed)
     )
     deployment = planning.Deployment("ns/md", 2, md_spec, previous)
     rollout = Rollout("1.0", "2.0", steps.StepProgress(index, T0), "too many" if aborted else None)
     tally = fleet_core.tally(outcomes, "2.0")
-    result, _ = summary.summarize(deployment, rollout, tally, tally.bad, T0)
+    result, _ = summary.summarize(
+        deployment, rollout, tally, tally.bad, T0, stable_release=stable_release
+    )
     counts, true = result.counts, {c.type for c in result.conditions if c.status == "True"}
     bad = {o.node for o in tally.bad}
     assert counts.targeted == len(outcomes)
@@ -297,6 +377,15 @@ def test_message_conditions_counts_and_worst_nodes_agree(
         assert f", {counts.failed} failed" in result.message
     if aborted:
         assert f"{counts.failed} node(s) failed" in result.message
+    if result.phase == "RolledBack":  # only back to a stable release that loads
+        assert aborted
+        assert stable_release
+        assert policy == "Rollback"
+    if aborted and policy == "Rollback" and not stable_release:
+        assert result.phase == "Failed"
+        assert {c.reason for c in result.conditions} == {summary.STABLE_RELEASE_UNAVAILABLE}
+        assert "modeldeployment ns/md:" in result.message
+        assert "publish m@1.0" in result.message
     assert result.phase
     assert len({c.reason for c in result.conditions}) == 1
 

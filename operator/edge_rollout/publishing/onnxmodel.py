@@ -82,7 +82,12 @@ def _nbytes(tensor: onnx.TensorProto) -> int | None:
     count = 1
     for dim in tensor.dims:
         count *= dim
+    if tensor.data_type in _FOUR_BIT:
+        return (count + 1) // 2  # two to a byte
     return count * itemsize
+
+
+_FOUR_BIT = {onnx.TensorProto.INT4, onnx.TensorProto.UINT4, onnx.TensorProto.FLOAT4E2M1}
 
 
 def dtype_name(elem_type: int) -> str:

@@ -1,18 +1,21 @@
-"""Builds the publishable variants of an FP32 model: fp16 (I/O types kept) and int8 (dynamic, or
-static when the user gives calibration inputs).
+"""Builds the publishable variants of an FP32 model into files: fp16 (I/O types kept), int8
+(dynamic, or static when the user gives calibration inputs) and int4 (weight-only).
 
 fp16 converts every float tensor to float16, casts at the graph inputs and outputs so callers see
 the original types, and keeps in float32 (with casts around) the nodes onnxruntime cannot run in
-float16, found by asking onnxruntime itself. Must not measure or write the store.
+float16, found by asking onnxruntime itself. Weights are streamed tensor by tensor, never held
+whole twice; large variants keep them in one external data file. Must not measure or write the
+store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import onnx
@@ -22,11 +25,25 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_rollout.publishing.onnxmodel import ModelError, graphs
 
 FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
+EXTERNAL_DATA_ABOVE = 1 << 30
+"""Bytes of weights above which a variant keeps them in one external data file beside it
+(`<file>.data`): protobuf cannot serialize a model of 2 GiB or more."""
+INLINE_BELOW = 1024
+"""Tensors of fewer bytes stay inside the graph (onnx's own size_threshold)."""
+_CHUNK = 1 << 22
+"""Elements converted at a time: memory per step stays small even for a multi-GB tensor."""
+_ALIGN = 4096
+"""External tensors start on page boundaries, so onnxruntime can map them."""
 _NODE_IN_ERROR = (
     re.compile(r"node with name '([^']+)'"),
     re.compile(r"in node \(([^)]+)\)"),
     re.compile(r"Node \(([^)]+)\)"),
 )
+
+
+def data_file(out: Path) -> Path:
+    """The external data file of the variant at `out`: `<out.name>.data` beside it."""
+    return out.with_name(out.name + ".data")
 
 
 def _float_types(model: onnx.ModelProto) -> dict[str, int]:
@@ -38,6 +55,13 @@ def _float_types(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _half_tensor(t: TensorProto) -> TensorProto:
+    """`t` as float16. An external `t` already holds float16 bytes (build_fp16's weight pass wrote
+    them): only its type changes."""
+    if t.data_location == TensorProto.EXTERNAL:
+        out = TensorProto()
+        out.CopyFrom(t)
+        out.data_type = HALF
+        return out
     values = np.clip(numpy_helper.to_array(t), -65504, 65504).astype(np.float16)
     return numpy_helper.from_array(values, t.name)
 
@@ -91,7 +115,8 @@ def _io_casts(g: onnx.GraphProto) -> tuple[list[onnx.NodeProto], list[onnx.NodeP
 
 
 def convert_fp16(model: onnx.ModelProto, keep: frozenset[str]) -> onnx.ModelProto:
-    """A float16 copy of `model`; nodes named in `keep` stay float32. Inputs/outputs keep types."""
+    """A float16 copy of `model`; nodes named in `keep` stay float32. Inputs/outputs keep types.
+    Its external float tensors must already hold float16 bytes (_half_tensor)."""
     types = _float_types(model)
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -116,18 +141,122 @@ def convert_fp16(model: onnx.ModelProto, keep: frozenset[str]) -> onnx.ModelProt
     return out
 
 
-def _name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    for i, node in enumerate(out.graph.node):
+def _external(t: TensorProto) -> bool:
+    return t.data_location == TensorProto.EXTERNAL
+
+
+def _nbytes(t: TensorProto) -> int:
+    if _external(t):
+        return int({e.key: e.value for e in t.external_data}.get("length") or 0)
+    return len(t.raw_data) if t.HasField("raw_data") else t.ByteSize()
+
+
+def _raw_chunks(t: TensorProto, base: Path) -> Iterator[bytes]:
+    """The tensor's little-endian bytes, a few MB at a time when they are external data."""
+    if not _external(t):
+        yield t.raw_data if t.HasField("raw_data") else numpy_helper.to_array(t).tobytes()
+        return
+    info = {e.key: e.value for e in t.external_data}
+    left = int(info.get("length") or 0) or 4 * _elements(t)
+    with (base / info["location"]).open("rb") as f:
+        f.seek(int(info.get("offset") or 0))
+        while left > 0:
+            chunk = f.read(min(left, 4 * _CHUNK))
+            if not chunk:
+                raise ModelError(f"{t.name}: its external data {info['location']} is truncated")
+            left -= len(chunk)
+            yield chunk
+
+
+def _half_chunks(t: TensorProto, base: Path) -> Iterator[bytes]:
+    for raw in _raw_chunks(t, base):
+        for i in range(0, len(raw), 4 * _CHUNK):
+            part = np.frombuffer(raw, np.float32, min(_CHUNK, (len(raw) - i) // 4), i)
+            yield np.clip(part, -65504, 65504).astype(np.float16).tobytes()
+
+
+class _DataFile:
+    """One external data file being written: appends tensors and points them at it."""
+
+    def __init__(self, f: IO[bytes], location: str) -> None:
+        self.f, self.location = f, location
+
+    def put(self, t: TensorProto, chunks: Iterator[bytes]) -> None:
+        offset = -(-self.f.tell() // _ALIGN) * _ALIGN
+        self.f.seek(offset)
+        length = sum(self.f.write(c) for c in chunks)
+        for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data"):
+            t.ClearField(field)
+        t.ClearField("uint64_data")
+        del t.external_data[:]
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", self.location), ("offset", offset), ("length", length)):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, str(value)
+
+
+def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[TensorProto]:
+    for node in nodes:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+
+
+def _nested_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
+    """Tensors convert_fp16 leaves as they are: those of subgraphs and local functions."""
+    for g in list(graphs(model.graph))[1:]:
+        yield from g.initializer
+        yield from _node_tensors(g.node)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
+
+
+def _move_weights(model: onnx.ModelProto, base: Path, data: _DataFile) -> None:
+    """Writes the model's large and external tensors to `data`, its top-level float initializers
+    as float16 (convert_fp16 then only retypes them); small attribute values come inline."""
+    for t in model.graph.initializer:
+        big = _external(t) or (t.data_type != TensorProto.STRING and _nbytes(t) >= INLINE_BELOW)
+        if big and t.data_type == FLOAT:
+            data.put(t, _half_chunks(t, base))
+        elif big:
+            data.put(t, _raw_chunks(t, base))
+    for t in _node_tensors(model.graph.node):
+        if _external(t):
+            onnx.external_data_helper.load_external_data_for_tensor(t, str(base))
+            t.data_location = TensorProto.DEFAULT
+            del t.external_data[:]
+    for t in _nested_tensors(model):
+        if _external(t):
+            data.put(t, _raw_chunks(t, base))
+
+
+def _fp16_skeleton(model_path: Path, out: Path) -> onnx.ModelProto:
+    """The model with its weights in `out`'s data file (float ones already float16): the graph
+    left is small enough to convert and serialize again and again."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    with data_file(out).open("wb") as f:
+        _move_weights(model, model_path.parent, _DataFile(f, data_file(out).name))
+    for i, node in enumerate(model.graph.node):
         node.name = node.name or f"{node.op_type}_{i}"
-    return out
+    skeleton = onnx.ModelProto()
+    skeleton.ParseFromString(model.SerializeToString())  # a new message frees inline weights
+    return skeleton
 
 
-def _refused_node(model_bytes: bytes) -> str | None:
-    """The node onnxruntime refuses in a model, or None if it loads."""
+def _check_options() -> ort.SessionOptions:
+    """No graph optimization or weight pre-packing: kernels are still chosen (a float16 node
+    with none is refused), while a refused model's weights are never read."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.add_session_config_entry("session.disable_prepacking", "1")
+    return opts
+
+
+def _refused_node(path: Path) -> str | None:
+    """The node onnxruntime refuses in the model at `path`, or None if it loads."""
     try:
-        ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(str(path), _check_options(), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/NotImplemented types
         for pattern in _NODE_IN_ERROR:
             if m := pattern.search(str(exc)):
@@ -136,17 +265,30 @@ def _refused_node(model_bytes: bytes) -> str | None:
     return None
 
 
-def build_fp16(model: onnx.ModelProto, progress: Callable[[str], None] = print) -> bytes:
-    """The fp16 variant, with float32 islands only where onnxruntime's CPU kernels need them."""
-    named = _name_nodes(model)
+def _settle(out: Path) -> None:
+    """Brings the weights of the variant at `out` inside it when they are at most
+    EXTERNAL_DATA_ABOVE bytes; a larger variant keeps its one data file."""
+    data = data_file(out)
+    if not data.exists() or data.stat().st_size > EXTERNAL_DATA_ABOVE:
+        return
+    model = onnx.load(str(out))
+    onnx.save_model(model, str(out))
+    data.unlink()
+
+
+def build_fp16(model_path: Path, out: Path, progress: Callable[[str], None] = print) -> None:
+    """The fp16 variant at `out`, with float32 islands only where onnxruntime's CPU kernels need
+    them. Weights are converted once, tensor by tensor; only the graph is converted per try."""
+    skeleton = _fp16_skeleton(model_path, out)
     keep: set[str] = set()
-    for _ in range(len(named.graph.node) + 1):
-        data = bytes(convert_fp16(named, frozenset(keep)).SerializeToString())
-        refused = _refused_node(data)
+    for _ in range(len(skeleton.graph.node) + 1):
+        out.write_bytes(convert_fp16(skeleton, frozenset(keep)).SerializeToString())
+        refused = _refused_node(out)
         if refused is None:
             if keep:
                 progress(f"fp16: kept {len(keep)} node(s) in float32 for onnxruntime CPU")
-            return data
+            _settle(out)
+            return
         if refused in keep:
             raise ModelError(f"fp16 conversion: onnxruntime still refuses node {refused!r}")
         keep.add(refused)
@@ -161,6 +303,20 @@ def _float_constant(node: onnx.NodeProto) -> bool:
     )
 
 
+def _move_constants(model: onnx.ModelProto) -> None:
+    keep: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        if not _float_constant(node):
+            keep.append(node)
+            continue
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(next(a.t for a in node.attribute if a.name == "value"))
+        tensor.name = node.output[0]
+        model.graph.initializer.append(tensor)
+    model.graph.ClearField("node")
+    model.graph.node.extend(keep)
+
+
 def constants_as_initializers(model: onnx.ModelProto) -> onnx.ModelProto | None:
     """A copy whose top-level float `Constant` nodes are initializers (onnxruntime's quantizer
     only quantizes initializers: PaddleOCR and some PyTorch exports keep weights in Constant
@@ -169,48 +325,89 @@ def constants_as_initializers(model: onnx.ModelProto) -> onnx.ModelProto | None:
         return None
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    keep: list[onnx.NodeProto] = []
-    for node in out.graph.node:
-        if not _float_constant(node):
-            keep.append(node)
-            continue
-        tensor = onnx.TensorProto()
-        tensor.CopyFrom(next(a.t for a in node.attribute if a.name == "value"))
-        tensor.name = node.output[0]
-        out.graph.initializer.append(tensor)
-    out.graph.ClearField("node")
-    out.graph.node.extend(keep)
+    _move_constants(out)
     return out
 
 
 def _quantizable(model_path: Path, tmp: Path) -> Path:
-    """`model_path`, or a copy with its Constant weights as initializers when it has some."""
-    model = onnx.load(str(model_path))
-    moved = constants_as_initializers(model)
-    if moved is None:
+    """`model_path`, or a copy with its Constant weights as initializers when it has some (the
+    weights are read only then)."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    if not any(_float_constant(n) for n in model.graph.node):
         return model_path
+    onnx.load_external_data_for_model(model, str(model_path.parent))
+    _move_constants(model)
     path = tmp / "initializers.onnx"
-    onnx.save(moved, str(path))
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data_file(path).name,
+    )
     return path
 
 
-def build_int8(model_path: Path) -> bytes:
-    """The int8 variant: onnxruntime dynamic quantization of the weights (QInt8)."""
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with value_info from shape inference, as onnxruntime's quantizer re-infers it
+    (save_and_reload_model_with_shape_infer: a deep copy and a reload, 3x the weights in memory)
+    but run on the graph alone: large initializers are given by type and shape."""
+    from onnxruntime.quantization.quant_utils import add_infer_metadata
+
+    view = onnx.ModelProto(ir_version=model.ir_version)
+    view.opset_import.extend(model.opset_import)
+    view.functions.extend(model.functions)
+    g, src = view.graph, model.graph
+    for field in ("node", "input", "output", "value_info"):
+        getattr(g, field).extend(getattr(src, field))
+    for t in src.initializer:
+        if _external(t) or _nbytes(t) >= INLINE_BELOW:
+            g.initializer.add(name=t.name, data_type=t.data_type, dims=t.dims)
+        else:
+            g.initializer.append(t)
+    inferred = onnx.shape_inference.infer_shapes(view)
+    src.ClearField("value_info")
+    src.value_info.extend(inferred.graph.value_info)
+    add_infer_metadata(model)
+    return model
+
+
+@contextlib.contextmanager
+def _lean_quantizer() -> Iterator[None]:
+    """onnxruntime's quantizers re-infer shapes with `_inferred` while inside."""
+    from onnxruntime.quantization import base_quantizer, onnx_quantizer
+
+    modules = (base_quantizer, onnx_quantizer)
+    saved = [m.save_and_reload_model_with_shape_infer for m in modules]
+    for m in modules:
+        m.save_and_reload_model_with_shape_infer = _inferred
+    try:
+        yield
+    finally:
+        for m, original in zip(modules, saved, strict=True):
+            m.save_and_reload_model_with_shape_infer = original
+
+
+def build_int8(model_path: Path, out: Path) -> None:
+    """The int8 variant at `out`: onnxruntime dynamic quantization of the weights (QInt8)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    data_file(out).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "int8.onnx"
         try:
             src = _quantizable(model_path, Path(tmp))
-            quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8)
+            with _lean_quantizer():
+                quantize_dynamic(
+                    str(src), str(out), weight_type=QuantType.QInt8, use_external_data_format=True
+                )
         except Exception as exc:  # quantization raises many exception types
             raise ModelError(f"int8 dynamic quantization failed: {exc}") from exc
-        return bytes(out.read_bytes())
+    _settle(out)
 
 
-def build_int8_static(model_path: Path, feeds: list[dict[str, Any]]) -> bytes:
-    """The int8 variant by static quantization (QDQ, int8 weights and activations), with ranges
-    calibrated on the user's `feeds`."""
+def build_int8_static(model_path: Path, feeds: list[dict[str, Any]], out: Path) -> None:
+    """The int8 variant at `out` by static quantization (QDQ, int8 weights and activations), with
+    ranges calibrated on the user's `feeds`."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -225,8 +422,8 @@ def build_int8_static(model_path: Path, feeds: list[dict[str, Any]]) -> bytes:
         def get_next(self) -> dict[str, Any] | None:
             return next(self.items, None)
 
+    data_file(out).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "int8.onnx"
         try:
             quantize_static(
                 str(_quantizable(model_path, Path(tmp))),
@@ -235,10 +432,11 @@ def build_int8_static(model_path: Path, feeds: list[dict[str, Any]]) -> bytes:
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
+                use_external_data_format=True,
             )
         except Exception as exc:  # quantization raises many exception types
             raise ModelError(f"int8 static quantization failed: {exc}") from exc
-        return bytes(out.read_bytes())
+    _settle(out)
 
 
 INT4_BLOCK = 32
@@ -282,13 +480,12 @@ def _int4_weight(tensor: TensorProto | None) -> bool:
     )
 
 
-def build_int4(model_path: Path) -> bytes:
-    """The int4 variant: onnxruntime's weight-only quantizer (MatMulNBits, GatherBlockQuantized;
-    symmetric, blocks of INT4_BLOCK); activations and every other op stay float32. It raises the
-    model to opset 21 and IR 10 (4-bit types need them): the golden vectors check the result."""
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    model = onnx.load(str(model_path))
+def build_int4(model_path: Path, out: Path) -> None:
+    """The int4 variant at `out`: onnxruntime's weight-only quantizer (MatMulNBits,
+    GatherBlockQuantized; symmetric, blocks of INT4_BLOCK); activations and every other op stay
+    float32. It raises the model to opset 21 and IR 10 (4-bit types need them): the golden
+    vectors check the result."""
+    model = onnx.load(str(model_path), load_external_data=False)
     if not any(n.op_type == "MatMul" for g in graphs(model.graph) for n in g.node) or (
         int4_weight_share(model) == 0.0
     ):
@@ -297,6 +494,16 @@ def build_int4(model_path: Path) -> bytes:
             f" {INT4_BLOCK} rows and columns) and this model has none: leave int4 out of"
             " --variants"
         )
+    onnx.load_external_data_for_model(model, str(model_path.parent))
+    _quantize_int4(model, out)
+    del model  # the float32 weights, before _settle reads the int4 ones
+    _settle(out)
+
+
+def _quantize_int4(model: onnx.ModelProto, out: Path) -> None:
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    data_file(out).unlink(missing_ok=True)
     try:
         quantizer = MatMulNBitsQuantizer(
             model,
@@ -306,6 +513,6 @@ def build_int4(model_path: Path) -> bytes:
             op_types_to_quantize=tuple(INT4_OPS),
         )
         quantizer.process()
+        quantizer.model.save_model_to_file(str(out), use_external_data_format=True)
     except Exception as exc:  # the quantizer raises many exception types
         raise ModelError(f"int4 weight-only quantization failed: {exc}") from exc
-    return bytes(quantizer.model.model.SerializeToString())

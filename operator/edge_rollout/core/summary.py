@@ -32,7 +32,7 @@ NODES_FAILED = "NodesFailed"
 STABLE_RELEASE_UNAVAILABLE = "StableReleaseUnavailable"
 """An abort would roll back, but the stable version's release cannot be loaded: no node can be
 asked back to it, so the phase is Failed, not RolledBack."""
-AWAITING_HARDWARE = frozenset({"AwaitingHardwareReport", "AgentNotReporting"})
+NO_AGENT_REASONS = frozenset({"AwaitingHardwareReport", "AgentNotReporting"})
 """Choice reasons that mean no agent answers for the node: none has reported its hardware yet,
 or its agent stopped reporting (`reports.hold_silent`)."""
 
@@ -58,7 +58,7 @@ def kind(outcome: NodeOutcome) -> str:
     """Why a bad node does not run the target: it failed, has no agent, or nothing fits it."""
     if outcome.state == "unschedulable":
         reason = outcome.choice.reason if outcome.choice is not None else ""
-        return NO_AGENT if reason in AWAITING_HARDWARE else NO_FITTING_VARIANT
+        return NO_AGENT if reason in NO_AGENT_REASONS else NO_FITTING_VARIANT
     return NO_AGENT if outcome.reported is None else NODES_FAILED
 
 

@@ -405,15 +405,13 @@ def build_int8(model_path: Path, out: Path) -> None:
     _settle(out)
 
 
-def build_int8_static(model_path: Path, feeds: list[dict[str, Any]], out: Path) -> None:
-    """The int8 variant at `out` by static quantization (QDQ, int8 weights and activations), with
-    ranges calibrated on the user's `feeds`."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+def _calibrated(src: Path, feeds: list[dict[str, Any]], tmp: Path) -> Path:
+    """A file of the activation ranges `feeds` give in `src` (onnxruntime's MinMax calibrator on
+    the op types quantize_static quantizes), made before the quantizer loads its own copy of the
+    weights: quantize_static calibrating itself holds both at once."""
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -422,17 +420,36 @@ def build_int8_static(model_path: Path, feeds: list[dict[str, Any]], out: Path) 
         def get_next(self) -> dict[str, Any] | None:
             return next(self.items, None)
 
+    calibrator = create_calibrator(
+        src,
+        list({*QLinearOpsRegistry, *QDQRegistry}),
+        augmented_model_path=str(tmp / "augmented.onnx"),
+        use_external_data_format=True,
+    )
+    calibrator.collect_data(Reader())
+    path = tmp / "ranges.json"
+    save_tensors_data(calibrator.compute_data(), path)
+    return path
+
+
+def build_int8_static(model_path: Path, feeds: list[dict[str, Any]], out: Path) -> None:
+    """The int8 variant at `out` by static quantization (QDQ, int8 weights and activations), with
+    ranges calibrated on the user's `feeds`."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
     data_file(out).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            src = _quantizable(model_path, Path(tmp))
             quantize_static(
-                str(_quantizable(model_path, Path(tmp))),
+                str(src),
                 str(out),
-                Reader(),
+                None,
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 use_external_data_format=True,
+                calibration_cache_path=_calibrated(src, feeds, Path(tmp)),
             )
         except Exception as exc:  # quantization raises many exception types
             raise ModelError(f"int8 static quantization failed: {exc}") from exc

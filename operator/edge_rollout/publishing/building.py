@@ -22,6 +22,7 @@ from edge_rollout.api.release import Requirements
 from edge_rollout.publishing import (
     calibration,
     feeding,
+    files,
     measuring,
     onnxmodel,
     probing,
@@ -74,19 +75,24 @@ FOUR_BIT_WEIGHTS = (onnx.TensorProto.INT4, onnx.TensorProto.UINT4)
 
 @dataclass(frozen=True)
 class Built:
-    """One variant's files (model first), how it was made, and what was measured."""
+    """One variant's files on disk by published path (model first), how it was made, and what
+    was measured."""
 
     name: str
     precision: Precision
     requirements: Requirements
     built_by: str
-    files: dict[str, bytes]
+    files: dict[str, Path]
     spans: dict[str, list[Any]]
     facts: OnnxFacts
     inputs: list[feeding.Feed]
     measured: measuring.Measured | None
     measured_with: tuple[str, ...] = measuring.CPU
     not_measured: str = ""
+
+    @property
+    def file_bytes(self) -> int:
+        return files.size(list(self.files.values()))
 
     @property
     def input_shapes(self) -> dict[str, list[int]]:
@@ -198,10 +204,10 @@ def _build_one(
     tmp: Path,
     progress: Progress,
 ) -> Built:
-    files, path, how = _variant_files(req, model, name, given, tmp, progress)
+    paths, path, how = _variant_files(req, model, name, given, tmp, progress)
     measured = measuring.measure(path, feeds, runs=req.runs)
     requirements = AS_GIVEN if name == given else REQUIREMENTS[name]
-    return _built(name, cast(Precision, name), requirements, how, files, path, feeds, measured)
+    return _built(name, cast(Precision, name), requirements, how, paths, path, feeds, measured)
 
 
 def _built(
@@ -209,16 +215,16 @@ def _built(
     precision: Precision,
     requirements: Requirements,
     how: str,
-    files: dict[str, bytes],
+    paths: dict[str, Path],
     path: Path,
     feeds: list[feeding.Feed],
     measured: measuring.Measured | None,
     **extra: Any,
 ) -> Built:
     model = onnxmodel.load(path)
-    spans = _spans(model, files)
+    spans = _spans(model, paths)
     facts = onnxmodel.facts(model)
-    return Built(name, precision, requirements, how, files, spans, facts, feeds, measured, **extra)
+    return Built(name, precision, requirements, how, paths, spans, facts, feeds, measured, **extra)
 
 
 def _variant_files(
@@ -228,34 +234,36 @@ def _variant_files(
     given: Precision,
     tmp: Path,
     progress: Progress,
-) -> tuple[dict[str, bytes], Path, str]:
+) -> tuple[dict[str, Path], Path, str]:
+    """The variant's files (written under `tmp`, or the model as given), its model file, and
+    how it was made."""
     src = req.model
     if name == given:
-        return read_files(src, model), src, "as given"
+        return model_files(src, model), src, "as given"
+    path = tmp / f"{name}.onnx"
     if name == "fp16":
-        full = onnx.load(str(src)) if onnxmodel.external_files(model) else model
-        data, how = variants.build_fp16(full, progress.note), "float16 conversion"
+        variants.build_fp16(src, path, progress.note)
+        how = "float16 conversion"
     elif name == "int4":
-        data = variants.build_int4(src)
+        variants.build_int4(src, path)
         block = variants.INT4_BLOCK
         how = f"onnxruntime MatMulNBits int4 weight-only (symmetric, blocks of {block})"
     elif req.calibration is not None:
         feeds = calibration.load(req.calibration, onnxmodel.facts(model).inputs)
-        data = variants.build_int8_static(src, list(feeds))
+        variants.build_int8_static(src, list(feeds), path)
         how = f"onnxruntime static int8 (QDQ, {len(feeds)} calibration samples)"
     else:
-        data, how = variants.build_int8(src), "onnxruntime dynamic int8"
-    path = tmp / f"{name}.onnx"
-    path.write_bytes(data)
-    return {MAIN_FILE: data}, path, how
+        variants.build_int8(src, path)
+        how = "onnxruntime dynamic int8"
+    return model_files(path, onnxmodel.load(path)), path, how
 
 
-def read_files(src: Path, model: onnx.ModelProto) -> dict[str, bytes]:
-    """The model file and the external data files next to it, as published."""
-    files = {MAIN_FILE: src.read_bytes()}
+def model_files(src: Path, model: onnx.ModelProto) -> dict[str, Path]:
+    """The model file and the external data files next to it, by published path."""
+    out = {MAIN_FILE: src}
     for ext in onnxmodel.external_files(model):
-        files[ext.path] = (src.parent / ext.path).read_bytes()
-    return files
+        out[ext.path] = src.parent / ext.path
+    return out
 
 
 def build_extra(
@@ -268,7 +276,7 @@ def build_extra(
     """A user-supplied variant, measured on its providers when this machine has one of them."""
     model = onnxmodel.load(extra.path)
     _check_interface(extra, onnxmodel.facts(model), reference)
-    files = read_files(extra.path, model)
+    paths = model_files(extra.path, model)
     precision = extra.precision or infer_precision(model)
     requirements = Requirements(
         accelerator_class=extra.accelerator_class, execution_providers=list(extra.providers)
@@ -281,10 +289,10 @@ def build_extra(
             f" publishing machine, so it was not run: only its file size is known"
         )
         progress.note(f"{extra.name}: not measured: {reason}")
-        return _built(extra.name, precision, requirements, how, files, extra.path, feeds, None,
+        return _built(extra.name, precision, requirements, how, paths, extra.path, feeds, None,
                       measured_with=(), not_measured=reason)  # fmt: skip
     measured = measuring.measure(extra.path, feeds, runs=runs, providers=runnable)
-    return _built(extra.name, precision, requirements, how, files, extra.path, feeds, measured,
+    return _built(extra.name, precision, requirements, how, paths, extra.path, feeds, measured,
                   measured_with=runnable)  # fmt: skip
 
 
@@ -300,9 +308,10 @@ def _check_interface(extra: ExtraVariant, facts: OnnxFacts, reference: OnnxFacts
         )
 
 
-def _spans(model: onnx.ModelProto, files: dict[str, bytes]) -> dict[str, list[Any]]:
-    main = next(iter(files))
-    out: dict[str, list[Any]] = {main: onnxmodel.tensor_spans(model, files[main])}
+def _spans(model: onnx.ModelProto, paths: dict[str, Path]) -> dict[str, list[Any]]:
+    main = next(iter(paths))
+    with files.mapped(paths[main]) as data:
+        out: dict[str, list[Any]] = {main: onnxmodel.tensor_spans(model, data)}
     for ext in onnxmodel.external_files(model):
         out[ext.path] = list(ext.spans)
     return out

@@ -7,7 +7,7 @@ Must not sign or make a release visible (that is `DirectoryStore.publish`, last)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,10 +23,31 @@ from edge_rollout.api.manifest import (
     Tolerance,
 )
 from edge_rollout.content import chunking, counterparts, delta, diffing, golden, placement
+from edge_rollout.publishing import files
 from edge_rollout.store import codec
 from edge_rollout.store.writer import DirectoryStore
 
 Progress = Callable[[int], None]
+DROP_EVERY = 256
+"""Chunks stored between two `files.drop_pages` of a mapped file (about 32 MiB)."""
+
+
+class HeldTensors(Mapping[str, bytes]):
+    """A held file's placed tensors by name, each read from its bytes (a mapped file) only when
+    asked for: a changed tensor's base, never the whole file at once."""
+
+    def __init__(self, entry: FileEntry, data: bytes) -> None:
+        self.entry, self.data = entry, data
+        self.by_name = {t.name: t for t in entry.tensors}
+
+    def __getitem__(self, name: str) -> bytes:
+        return placement.tensor_bytes(self.entry, self.by_name[name], self.data)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_name)
+
+    def __len__(self) -> int:
+        return len(self.by_name)
 
 
 @dataclass(frozen=True)
@@ -47,10 +68,11 @@ class Base:
 def base_of(version: str, entry: FileEntry, data: bytes, chunks: frozenset[str]) -> Base:
     """The base for the next release made from one file of a published manifest and its bytes.
 
-    `chunks` are the digests the held version has (all files of its manifest)."""
+    `chunks` are the digests the held version has (all files of its manifest). `data` may be a
+    mapped file: tensors are read from it when a delta needs them."""
     return Base(
         version=version,
-        tensors=placement.tensors_by_name(entry, data),
+        tensors=HeldTensors(entry, data),
         chunks=chunks,
         file_digest=entry.digest,
         gaps=placement.gap_bytes(entry, data),
@@ -69,16 +91,19 @@ def pack_file(
 ) -> FileEntry:
     """Chunk one file into the store; add tensor and gap deltas against `base` where smaller."""
     cut = chunking.chunk_file(data, spans, params)
+    files.drop_pages(data)
     refs: list[ChunkRef] = []
-    for piece in cut.pieces:
+    for i, piece in enumerate(cut.pieces):
         refs.append(store.put_blob(data[piece.offset : piece.offset + piece.size]))
         if progress is not None:
             progress(piece.size)
+        if i % DROP_EVERY == DROP_EVERY - 1:
+            files.drop_pages(data)
     pairs = _pairs(cut, base)
     tensors = [_tensor(store, t, data, refs, base, pairs.get(t.name)) for t in cut.tensors]
-    entry = FileEntry(
-        path=path, size=len(data), digest=codec.sha256_hex(data), chunks=refs, tensors=tensors
-    )
+    digest = codec.sha256_hex(data)
+    files.drop_pages(data)
+    entry = FileEntry(path=path, size=len(data), digest=digest, chunks=refs, tensors=tensors)
     gap = _gap_delta(store, entry, data, base)
     return entry.model_copy(update={"gap_deltas": [gap]}) if gap is not None else entry
 
@@ -164,7 +189,8 @@ def best_delta(
         return None
     best: tuple[delta.Encoding, int, bytes] | None = None
     best_size = cost
-    for encoding, residual in delta.residuals(old, new, item_size).items():
+    for encoding in delta.ENCODINGS:  # one residual at a time: each is as big as the tensor
+        residual = delta.residual(old, new, item_size, encoding)
         size = store.stored_size(residual)
         if size < best_size and delta.apply_delta(old, residual, item_size, encoding) == new:
             best, best_size = (encoding, item_size, residual), size

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -19,10 +20,10 @@ from pathlib import Path
 from edge_rollout.api.manifest import FileEntry, GoldenRef, Manifest, Tolerance
 from edge_rollout.api.release import Measurements, Release, Requirements, VariantEntry
 from edge_rollout.content import golden
-from edge_rollout.publishing import building, measuring, onnxmodel, packing
+from edge_rollout.publishing import building, files, measuring, onnxmodel, packing
 from edge_rollout.publishing.request import SILENT, Progress, PublishRequest
-from edge_rollout.store import assembly, codec, keys
-from edge_rollout.store.errors import StoreError
+from edge_rollout.store import keys
+from edge_rollout.store.errors import StoreError, VerificationError
 from edge_rollout.store.reader import StoreReader, index_path
 from edge_rollout.store.transport import FileTransport
 from edge_rollout.store.writer import DirectoryStore
@@ -53,16 +54,19 @@ def publish(req: PublishRequest, progress: Progress = SILENT) -> Release:
     given = building.infer_precision(model)
     wanted = {*building.variant_names(req, given, model), *(e.name for e in req.extra_variants)}
     _refuse_known_conflict(store, req, given, wanted)
-    with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
-        built = building.build_variants(req, model, Path(tmp), progress)
     # Earlier releases (the delta base, --golden-from) may be signed by a key being rotated out.
     trusted = (*keys.trust_one(key.public_key()), *req.trusted_keys)
-    base = _base_release(store, trusted, req)
-    smallest = min(sum(len(d) for d in b.files.values()) for b in built)
-    budget = req.golden_budget if req.golden_budget is not None else golden.budget(smallest)
-    entries = [
-        _pack_variant(store, trusted, req, b, built[0], base, progress, budget) for b in built
-    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        with quiet_root_logger():
+            built = building.build_variants(req, model, Path(tmp), progress)
+        base = _base_release(store, trusted, req)
+        smallest = min(b.file_bytes for b in built)
+        budget = req.golden_budget if req.golden_budget is not None else golden.budget(smallest)
+        held = Path(tmp, "held")
+        entries = [
+            _pack_variant(store, trusted, req, b, built[0], base, progress, budget, held)
+            for b in built
+        ]
     release = Release(
         model=req.name,
         version=req.version,
@@ -86,7 +90,7 @@ def _refuse_known_conflict(
     if existing is None:
         return
     as_given = existing.variant(given)
-    digest = f"sha256:{codec.sha256_hex(req.model.read_bytes())}"
+    digest = f"sha256:{files.sha256_hex(req.model)}"
     if as_given is not None and as_given.file_digest not in ("", digest):
         found = f"from another model file (its {given} file is not {req.model.name})"
     elif not _same_variants({v.name for v in existing.variants}, wanted, req):
@@ -119,18 +123,47 @@ def _base_release(
 
 
 def _held_bases(
-    store: DirectoryStore, trusted: Sequence[keys.Trusted], release: Release | None, variant: str
+    store: DirectoryStore,
+    trusted: Sequence[keys.Trusted],
+    release: Release | None,
+    variant: str,
+    stack: contextlib.ExitStack,
+    held: Path,
 ) -> dict[str, packing.Base]:
-    """Per file path, the previous release's same variant: its tensors' bytes and its chunks."""
+    """Per file path, the previous release's same variant: its tensors (read from a copy under
+    `held`, mapped while `stack` is open) and its chunks."""
     if release is None or release.variant(variant) is None:
         return {}
     reader = StoreReader(FileTransport(store.root), trusted)
     _, manifest = reader.fetch_variant(release, variant)
-    files, _ = assembly.assemble(reader, manifest)
     digests = frozenset(c.digest for f in manifest.files for c in f.chunks)
-    return {
-        f.path: packing.base_of(release.version, f, files[f.path], digests) for f in manifest.files
-    }
+    bases: dict[str, packing.Base] = {}
+    for f in manifest.files:
+        copy = _held_copy(reader, f, held / variant / f.path)
+        data = stack.enter_context(files.mapped(copy))
+        bases[f.path] = packing.base_of(release.version, f, data, digests)
+    return bases
+
+
+def _held_copy(reader: StoreReader, entry: FileEntry, target: Path) -> Path:
+    """The held version's file written chunk by chunk from the store, each chunk verified by
+    `reader` and the whole file by its digest (no copy of it in memory)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    whole = hashlib.sha256()
+    with target.open("wb") as out:
+        for ref in entry.chunks:
+            data = reader.fetch_chunk(ref)
+            whole.update(data)
+            out.write(data)
+    if whole.hexdigest() != entry.digest:
+        raise VerificationError(
+            str(target),
+            "digest",
+            "the previous release's file rebuilt from its chunks does not match its manifest",
+            "The store is damaged: `edge-rollout store verify` names what; publish with"
+            " --base-version '' to publish without deltas",
+        )
+    return target
 
 
 def _carried_golden(
@@ -155,14 +188,15 @@ def _carried_golden(
 def _pack_files(
     store: DirectoryStore, b: building.Built, bases: dict[str, packing.Base], progress: Progress
 ) -> list[FileEntry]:
-    files: list[FileEntry] = []
-    for path, data in b.files.items():
+    entries: list[FileEntry] = []
+    for path, on_disk in b.files.items():
         task = f"chunk + compress {b.name}/{path}"
-        progress.start(task, len(data))
+        progress.start(task, on_disk.stat().st_size)
         advance = functools.partial(progress.advance, task)
         spans = b.spans.get(path, [])
-        files.append(packing.pack_file(store, path, data, spans, bases.get(path), advance))
-    return files
+        with files.mapped(on_disk) as data:
+            entries.append(packing.pack_file(store, path, data, spans, bases.get(path), advance))
+    return entries
 
 
 def _pack_variant(
@@ -174,8 +208,11 @@ def _pack_variant(
     base: Release | None,
     progress: Progress,
     golden_budget: int,
+    held: Path,
 ) -> VariantEntry:
-    files = _pack_files(store, b, _held_bases(store, trusted, base, b.name), progress)
+    with contextlib.ExitStack() as stack:
+        bases = _held_bases(store, trusted, base, b.name, stack, held)
+        entries = _pack_files(store, b, bases, progress)
     golden = (
         _carried_golden(store, trusted, req, b.name, req.golden_from)
         if req.golden_from
@@ -185,7 +222,7 @@ def _pack_variant(
         model=req.name,
         version=req.version,
         variant=b.name,
-        files=files,
+        files=entries,
         onnx=b.facts,
         golden=golden,
     )
@@ -197,8 +234,8 @@ def _pack_variant(
         manifest_size=stored,
         requirements=_requirements(b),
         measurements=_measurements(b, ref),
-        file_digest=f"sha256:{files[0].digest}",
-        download_bytes=sum(c.stored for f in files for c in f.chunks),
+        file_digest=f"sha256:{entries[0].digest}",
+        download_bytes=sum(c.stored for f in entries for c in f.chunks),
         built_by=b.built_by,
     )
 
@@ -219,7 +256,7 @@ def _requirements(b: building.Built) -> Requirements:
 
 
 def _measurements(b: building.Built, ref: building.Built) -> Measurements:
-    file_bytes = sum(len(d) for d in b.files.values())
+    file_bytes = b.file_bytes
     if b.measured is None or ref.measured is None:
         return Measurements(file_bytes=file_bytes, not_measured=b.not_measured)
     return Measurements(

@@ -267,13 +267,92 @@ def _refused_node(path: Path) -> str | None:
 
 def _settle(out: Path) -> None:
     """Brings the weights of the variant at `out` inside it when they are at most
-    EXTERNAL_DATA_ABOVE bytes; a larger variant keeps its one data file."""
+    EXTERNAL_DATA_ABOVE bytes; a larger variant keeps its one data file. The file is written
+    as protobuf would serialize the whole model, one initializer in memory at a time."""
     data = data_file(out)
     if not data.exists() or data.stat().st_size > EXTERNAL_DATA_ABOVE:
         return
-    model = onnx.load(str(out))
-    onnx.save_model(model, str(out))
+    model = onnx.load(str(out), load_external_data=False)
+    for t in _node_tensors(model.graph.node):
+        _load_inline(t, out.parent)
+    for t in _nested_tensors(model):
+        _load_inline(t, out.parent)
+    inits = onnx.GraphProto()
+    inits.initializer.extend(model.graph.initializer)
+    model.graph.ClearField("initializer")
+    partial = out.with_name(out.name + ".partial")
+    with partial.open("wb") as f:
+        _write_inline(f, model, inits, out.parent)
+    partial.replace(out)
     data.unlink()
+
+
+def _load_inline(t: TensorProto, base: Path) -> None:
+    if _external(t):
+        onnx.external_data_helper.load_external_data_for_tensor(t, str(base))
+        del t.external_data[:]
+        t.ClearField("data_location")
+
+
+_GRAPH, _INITIALIZER = 7, 5
+"""Field numbers of ModelProto.graph and GraphProto.initializer."""
+
+
+def _write_inline(f: IO[bytes], model: onnx.ModelProto, inits: onnx.GraphProto, base: Path) -> None:
+    """`model` with `inits` as its graph's initializers, in protobuf's own field order."""
+    model_low, model_high = _split(model, _GRAPH)
+    graph_low, graph_high = _split(model.graph, _INITIALIZER)
+    sizes = [_inline_size(t) for t in inits.initializer]
+    entries = sum(1 + len(_varint(n)) + n for n in sizes)
+    f.write(model_low + _tag(_GRAPH) + _varint(len(graph_low) + entries + len(graph_high)))
+    f.write(graph_low)
+    for t, size in zip(inits.initializer, sizes, strict=True):
+        one = TensorProto()
+        one.CopyFrom(t)
+        _load_inline(one, base)
+        encoded = one.SerializeToString()
+        if len(encoded) != size:
+            raise ModelError(f"{t.name}: its external data is not the {size} bytes it declares")
+        f.write(_tag(_INITIALIZER) + _varint(size) + encoded)
+    f.write(graph_high + model_high)
+
+
+def _split(message: Any, number: int) -> tuple[bytes, bytes]:
+    """`message` serialized: its fields numbered below `number`, and those above."""
+    low, high = type(message)(), type(message)()
+    low.CopyFrom(message)
+    high.CopyFrom(message)
+    for field in message.DESCRIPTOR.fields:
+        if field.number >= number:
+            low.ClearField(field.name)
+        if field.number <= number:
+            high.ClearField(field.name)
+    return bytes(low.SerializeToString()), bytes(high.SerializeToString())
+
+
+def _inline_size(t: TensorProto) -> int:
+    """Bytes of `t` serialized with its external data inside (raw_data, field 9)."""
+    if not _external(t):
+        return int(t.ByteSize())
+    one = TensorProto()
+    one.CopyFrom(t)
+    length = _nbytes(one)
+    del one.external_data[:]
+    one.ClearField("data_location")
+    return int(one.ByteSize()) + 1 + len(_varint(length)) + length
+
+
+def _tag(number: int) -> bytes:
+    return _varint(number << 3 | 2)  # wire type 2: length-delimited
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, low = n >> 7, n & 0x7F
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def build_fp16(model_path: Path, out: Path, progress: Callable[[str], None] = print) -> None:

@@ -1,7 +1,8 @@
 """The variant builders on a transformer-like model whose weights are external data: each writes
 its variant to a file, with the weights in one `<file>.data` beside it when they are above
-EXTERNAL_DATA_ABOVE (patched low here) and inside the file otherwise; onnxruntime loads the
-variant from its file alone (the source removed) and agrees with the float32 model."""
+EXTERNAL_DATA_ABOVE (patched low here) and inside the file otherwise (the bytes protobuf itself
+would write); onnxruntime loads the variant from its file alone (the source removed) and agrees
+with the float32 model."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -79,13 +81,14 @@ def test_a_large_variant_keeps_its_weights_in_one_data_file_beside_it(
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
-def test_a_variant_below_the_threshold_is_one_file(
+def test_a_variant_below_the_threshold_is_one_file_written_as_protobuf_would(
     name: str, source: Path, expected: np.ndarray, tmp_path: Path
 ) -> None:
     out = _built(name, source, tmp_path)
     assert onnxmodel.external_files(onnxmodel.load(out)) == []
     assert [p.name for p in out.parent.iterdir()] == [out.name]
     assert out.stat().st_size > SHAPE.weight_bytes // 10  # int4 is the smallest, ~1/7
+    assert onnx.load(str(out)).SerializeToString() == out.read_bytes()  # as protobuf writes it
     _agrees(name, out, expected)
 
 

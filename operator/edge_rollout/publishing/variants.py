@@ -484,12 +484,32 @@ def build_int8(model_path: Path, out: Path) -> None:
     _settle(out)
 
 
+def _weights_beside(src: Path, folder: Path) -> Path:
+    """A copy of `src` in `folder` with its weights in one data file beside it, copied a few MB
+    at a time (onnxruntime reads external data only from the model's own folder)."""
+    model = onnx.load(str(src), load_external_data=False)
+    path = folder / "model.onnx"
+    with data_file(path).open("wb") as f:
+        data = _DataFile(f, data_file(path).name)
+        for t in [*model.graph.initializer, *_nested_tensors(model)]:
+            if _external(t) or (t.data_type != TensorProto.STRING and _nbytes(t) >= INLINE_BELOW):
+                data.put(t, _raw_chunks(t, src.parent))
+    for t in _node_tensors(model.graph.node):
+        _load_inline(t, src.parent)
+    onnx.save_model(model, str(path))
+    return path
+
+
+def _graph_only(path: str | Path) -> onnx.ModelProto:
+    return _inferred(onnx.load(str(path), load_external_data=False))
+
+
 def _calibrated(src: Path, feeds: list[dict[str, Any]], tmp: Path) -> Path:
     """A file of the activation ranges `feeds` give in `src` (onnxruntime's MinMax calibrator on
-    the op types quantize_static quantizes), made before the quantizer loads its own copy of the
-    weights: quantize_static calibrating itself holds both at once."""
-    from onnxruntime.quantization import CalibrationDataReader
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+    the op types quantize_static quantizes). The calibrator keeps the graph alone (the weights
+    stay in their file for its onnxruntime session), and it runs before the quantizer loads
+    the weights: quantize_static calibrating itself holds three copies at once."""
+    from onnxruntime.quantization import CalibrationDataReader, calibrate
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
@@ -499,15 +519,25 @@ def _calibrated(src: Path, feeds: list[dict[str, Any]], tmp: Path) -> Path:
         def get_next(self) -> dict[str, Any] | None:
             return next(self.items, None)
 
-    calibrator = create_calibrator(
-        src,
-        list({*QLinearOpsRegistry, *QDQRegistry}),
-        augmented_model_path=str(tmp / "augmented.onnx"),
-        use_external_data_format=True,
+    folder = tmp / "calibration"
+    folder.mkdir()
+    view = _weights_beside(src, folder)
+    loader, calibrate.load_model_with_shape_infer = (
+        calibrate.load_model_with_shape_infer,
+        _graph_only,
     )
+    try:
+        calibrator = calibrate.create_calibrator(
+            view,
+            list({*QLinearOpsRegistry, *QDQRegistry}),
+            augmented_model_path=str(folder / "augmented.onnx"),
+            use_external_data_format=True,
+        )
+    finally:
+        calibrate.load_model_with_shape_infer = loader
     calibrator.collect_data(Reader())
     path = tmp / "ranges.json"
-    save_tensors_data(calibrator.compute_data(), path)
+    calibrate.save_tensors_data(calibrator.compute_data(), path)
     return path
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from edge_rollout.publishing import onnxmodel, variants
 from edge_rollout.testing import transformer
@@ -100,3 +101,69 @@ def test_fp16_stores_each_weight_once_as_float16(
     variants.build_fp16(source, out)
     stored = variants.data_file(out).stat().st_size
     assert SHAPE.weight_bytes // 2 <= stored < SHAPE.weight_bytes // 2 + 40 * 4096  # + alignment
+
+
+def _constant_and_subgraph_weights(folder: Path) -> Path:
+    """x @ c (c a Constant node) and an If whose branch returns its own initializer, every
+    weight of at least 1 KB in external data (Constant values too)."""
+    rng = np.random.default_rng(0)
+    value = numpy_helper.from_array(rng.standard_normal((64, 64), np.float32), "c")
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["w"], ["z_branch"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("z_branch", TensorProto.FLOAT, [64, 64])],
+        [numpy_helper.from_array(rng.standard_normal((64, 64), np.float32), "w")],
+    )
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value=value),
+        helper.make_node("MatMul", ["x", "c"], ["y"]),
+        helper.make_node("If", ["cond"], ["z"], then_branch=branch, else_branch=branch),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64]),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [64, 64]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "m.onnx"
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="m.data",
+        convert_attribute=True,
+    )
+    return path
+
+
+@pytest.mark.parametrize("above", [0, 1 << 30], ids=["external", "inline"])
+@pytest.mark.parametrize("name", ["fp16", "int8"])
+def test_constant_and_subgraph_weights_in_external_data_move_with_the_variant(
+    name: str, above: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(variants, "EXTERNAL_DATA_ABOVE", above)
+    (tmp_path / "src").mkdir()
+    source = _constant_and_subgraph_weights(tmp_path / "src")
+    assert len(onnxmodel.external_files(onnxmodel.load(source))[0].spans) == 3  # c, w, w
+    x = np.random.default_rng(1).standard_normal((2, 64), np.float32)
+    feed = {"x": x, "cond": np.array(True)}
+    want = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).run(None, feed)
+    out = tmp_path / "out" / "v.onnx"
+    out.parent.mkdir()
+    BUILDERS[name][0](source, out)
+    shutil.rmtree(tmp_path / "src")
+    files = [f.path for f in onnxmodel.external_files(onnxmodel.load(out))]
+    assert files == (["v.onnx.data"] if above == 0 else [])
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feed)
+    for g, w in zip(got, want, strict=True):
+        assert float(np.abs(g - w).max() / np.abs(w).max()) < BUILDERS[name][1]

@@ -204,10 +204,14 @@ def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[TensorProto]:
 
 
 def _nested_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
-    """Tensors convert_fp16 leaves as they are: those of subgraphs and local functions."""
-    for g in list(graphs(model.graph))[1:]:
-        yield from g.initializer
-        yield from _node_tensors(g.node)
+    """Tensors convert_fp16 leaves as they are: those of subgraphs, local functions and sparse
+    initializers."""
+    for i, g in enumerate(graphs(model.graph)):
+        if i:
+            yield from g.initializer
+            yield from _node_tensors(g.node)
+        for sparse in g.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
     for function in model.functions:
         yield from _node_tensors(function.node)
 

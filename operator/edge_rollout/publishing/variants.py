@@ -157,7 +157,8 @@ def _raw_chunks(t: TensorProto, base: Path) -> Iterator[bytes]:
         yield t.raw_data if t.HasField("raw_data") else numpy_helper.to_array(t).tobytes()
         return
     info = {e.key: e.value for e in t.external_data}
-    left = int(info.get("length") or 0) or 4 * _elements(t)
+    itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    left = int(info.get("length") or 0) or itemsize * _elements(t)
     with (base / info["location"]).open("rb") as f:
         f.seek(int(info.get("offset") or 0))
         while left > 0:
@@ -226,10 +227,7 @@ def _move_weights(model: onnx.ModelProto, base: Path, data: _DataFile) -> None:
         elif big:
             data.put(t, _raw_chunks(t, base))
     for t in _node_tensors(model.graph.node):
-        if _external(t):
-            onnx.external_data_helper.load_external_data_for_tensor(t, str(base))
-            t.data_location = TensorProto.DEFAULT
-            del t.external_data[:]
+        _load_inline(t, base)
     for t in _nested_tensors(model):
         if _external(t):
             data.put(t, _raw_chunks(t, base))

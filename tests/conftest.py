@@ -20,6 +20,7 @@ from tests.support import REPO, Kubectl
 TIERS = ("unit", "integration", "e2e", "cluster")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts

@@ -74,6 +74,10 @@ def edgenodes_index(name: str, body: kopf.Body, **_: Any) -> dict[str, EdgeNode]
     now = dt.datetime.now(dt.UTC)
     edgenode = reports.read_edgenode(body, now)
     seen = _heartbeat_seen(name, edgenode.status.heartbeat_time, now)
+    if edgenode.status.heartbeat_time:
+        HEARD[name] = seen
+    else:
+        HEARD.pop(name, None)
     _warn_skew(body, name, clocks.skew_warning(name, clocks.skew(edgenode, seen)))
     return {name: clocks.on_operator_clock(edgenode, seen)}
 
@@ -81,6 +85,9 @@ def edgenodes_index(name: str, body: kopf.Body, **_: Any) -> dict[str, EdgeNode]
 _HEARTBEATS: dict[str, tuple[str, dt.datetime]] = {}
 """node -> (its last heartbeatTime, when this operator first saw it): an EdgeNode event that does
 not carry a new heartbeat (a spec write) must not make the node's clock look behind."""
+HEARD: dict[str, dt.datetime] = {}
+"""node -> when this operator last heard from its agent (first saw its latest heartbeat): a node
+silent for 4 heartbeats is NoAgent (core/reports.hold_silent)."""
 _SKEWED: dict[str, str] = {}
 """node -> the ClockSkew warning last posted for it (one Event per change, not per heartbeat)."""
 
@@ -192,7 +199,7 @@ def reconcile(
     )
     deployment = planning.Deployment(key, generation, md.spec, current_status)
     readings = prometheus.measure(md.spec, current_status, now)
-    heard = reports.Heard(current_edgenodes, _agent_heartbeat())
+    heard = reports.Heard(HEARD, _agent_heartbeat())
     plan = planning.plan_rollout(deployment, releases, fleet, now, readings, PLANNER, heard)
     if status_core.carries_decision(current_status, plan.status):
         # Persist the decision before acting on it: a crash between the two writes leaves a

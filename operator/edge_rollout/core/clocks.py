@@ -2,8 +2,7 @@
 moved onto the operator's clock, so that soak (minReadySeconds) is judged on one clock whatever
 the nodes' clocks say.
 
-Pure: the caller passes when it first saw the node's current heartbeat (its own clock), which
-becomes the heartbeatTime the planner sees (when the agent was last heard from).
+Pure: the caller passes when it first saw the node's current heartbeat (its own clock).
 """
 
 from __future__ import annotations
@@ -35,22 +34,13 @@ def skew(edgenode: EdgeNode, seen: datetime) -> timedelta | None:
 
 def on_operator_clock(edgenode: EdgeNode, seen: datetime) -> EdgeNode:
     """The EdgeNode with each model's readySince and lastTransitionTime moved by the node's skew
-    onto the operator's clock (never later than `seen`: the operator saw the report then), and
-    its heartbeatTime replaced by `seen`: when the operator last heard from the agent, what
-    `reports.hold_silent` measures silence from (the skew is measured before, by the caller).
-
-    >>> from datetime import UTC
-    >>> from edge_rollout.api.edgenode import EdgeNodeStatus
-    >>> node = EdgeNode(status=EdgeNodeStatus(heartbeat_time="2026-01-01T00:05:00Z"))
-    >>> on_operator_clock(node, datetime(2026, 1, 1, tzinfo=UTC)).status.heartbeat_time
-    '2026-01-01T00:00:00Z'
-    """
+    onto the operator's clock (never later than `seen`: the operator saw the report then). The
+    heartbeat time stays as the agent sent it (it is what the skew is measured from)."""
     offset = skew(edgenode, seen)
-    if offset is None:
+    if offset is None or not edgenode.status.models:
         return edgenode
     models = [_moved(model, offset, seen) for model in edgenode.status.models]
-    update = {"models": models, "heartbeat_time": rfc3339(seen)}
-    status = edgenode.status.model_copy(update=update)
+    status = edgenode.status.model_copy(update={"models": models})
     return edgenode.model_copy(update={"status": status})
 
 

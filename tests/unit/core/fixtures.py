@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from edge_rollout.api.edgenode import (
     Accelerator,
     DesiredModel,
-    EdgeNode,
-    EdgeNodeStatus,
     Hardware,
     ModelError,
     ModelStatus,
@@ -265,13 +263,7 @@ class Fleet:
     def heard(self) -> reports.Heard | None:
         if not self.heartbeats:
             return None
-        return reports.Heard(
-            {
-                n.name: EdgeNode(status=EdgeNodeStatus(heartbeat_time=rfc3339(n.heard)))
-                for n in self.nodes
-                if n.heard is not None
-            }
-        )
+        return reports.Heard({n.name: n.heard for n in self.nodes if n.heard is not None})
 
     def apply(self, plan: planning.Plan) -> None:
         self.status = plan.status

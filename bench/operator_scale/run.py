@@ -83,6 +83,10 @@ class Operator:
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "EDGE_ROLLOUT_REPLAN_SECONDS": str(replan_seconds),
+            # The scripted agents report on change only, never a heartbeat (10,000 heartbeats
+            # every 30 s would be a benchmark of their own): tell the operator so, or every node
+            # not yet asked 2 minutes after it was indexed would count as NoAgent.
+            "EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS": "3600",
         }
         self.log = log.open("ab")
         self.proc = subprocess.Popen(

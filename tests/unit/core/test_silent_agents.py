@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_rollout.api.edgenode import DesiredModel
-from edge_rollout.core import reports, summary
+from edge_rollout.core import caching, planning, reports, summary
 from edge_rollout.core.conditions import rfc3339
 from edge_rollout.core.values import NodeInput, Selection
 from tests.unit.core.fixtures import T0, Fleet, hardware
@@ -183,3 +183,52 @@ def test_dead_agents_in_the_canary_wave_do_not_abort_the_rollout() -> None:
     assert f.phase == "Degraded", f.status.message
     assert sorted(w.node for w in f.status.worst_nodes) == ["node-000", "node-001"]
     assert f.status.counts.succeeded == 4
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dead=st.sets(st.integers(min_value=0, max_value=5), max_size=6),
+    when=st.integers(min_value=0, max_value=40),
+)
+def test_a_silent_node_is_left_alone_and_never_counts_against_the_version(
+    dead: set[int], when: int
+) -> None:
+    """Agents die at a random tick (before, while or after their node is asked): every plan
+    leaves a held node's entry as it is, the cache changes no decision, nothing is aborted or
+    tried with another variant, and in the end exactly the dead nodes are NoAgent."""
+    f = heartbeating(6)
+    f.apply(f.plan())
+    cache = caching.PlannerCache()
+    for tick in range(60):
+        if tick == when:
+            for i in dead:
+                f.nodes[i].gone = True
+        f.now += timedelta(seconds=10)
+        for node in f.nodes:
+            if not node.gone:
+                node.agent_step(f.now, timedelta(seconds=15))
+                node.heard = f.now
+        plan = f.plan()
+        deployment = planning.Deployment("ns/md", f.generation, f.spec, f.status)
+        nodes = [n.as_input() for n in f.nodes]
+        cached = planning.plan_rollout(
+            deployment, f.releases, nodes, f.now, cache=cache, heard=f.heard()
+        )
+        assert cached == plan
+        cutoff = f.now - GRACE
+        for node in f.nodes:
+            if node.heard is not None and node.heard < cutoff:
+                assert plan.desired.get(node.name, node.desired) == node.desired
+        f.apply(plan)
+    dead_names = {f.nodes[i].name for i in dead}
+    assert not f.status.abort_reason
+    assert not [e for e in f.events if e.reason in ("VariantFallback", "RolloutAborted")]
+    assert worst_of(f) == dict.fromkeys(dead_names, ("NoAgent", "AgentNotReporting"))
+    assert f.status.counts.succeeded == 6 - len(dead)
+    ready = next(c for c in f.status.conditions if c.type == "Ready")
+    assert (ready.status == "True") == (len(dead) < 6)
+    assert f.phase == ("Degraded" if dead else "Ready")
+
+
+def worst_of(f: Fleet) -> dict[str, tuple[str, str]]:
+    return {w.node: (w.phase, w.reason) for w in f.status.worst_nodes}

@@ -221,8 +221,18 @@ def reconcile(
 
 
 def _agent_heartbeat() -> dt.timedelta:
-    seconds = os.environ.get(AGENT_HEARTBEAT, "")
-    return dt.timedelta(seconds=float(seconds)) if seconds else reports.AGENT_HEARTBEAT
+    """$EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS; the agent's default when unset or not a positive
+    number of seconds (the chart's schema allows only those)."""
+    try:
+        seconds = float(os.environ.get(AGENT_HEARTBEAT, ""))
+    except ValueError:
+        return reports.AGENT_HEARTBEAT
+    if not 0 < seconds <= MAX_HEARTBEAT_SECONDS:
+        return reports.AGENT_HEARTBEAT
+    return dt.timedelta(seconds=seconds)
+
+
+MAX_HEARTBEAT_SECONDS = 86_400.0
 
 
 _PLANNING: dict[str, threading.Lock] = {}

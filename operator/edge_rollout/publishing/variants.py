@@ -217,33 +217,97 @@ def _nested_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
         yield from _node_tensors(function.node)
 
 
-def _move_weights(model: onnx.ModelProto, base: Path, data: _DataFile) -> None:
-    """Writes the model's large and external tensors to `data`, its top-level float initializers
-    as float16 (convert_fp16 then only retypes them); small attribute values come inline."""
-    for t in model.graph.initializer:
-        big = _external(t) or (t.data_type != TensorProto.STRING and _nbytes(t) >= INLINE_BELOW)
-        if big and t.data_type == FLOAT:
+def _big(t: TensorProto) -> bool:
+    return _external(t) or (t.data_type != TensorProto.STRING and _nbytes(t) >= INLINE_BELOW)
+
+
+def _weights_out(src: Path, data: _DataFile, half: bool) -> onnx.ModelProto:
+    """The model at `src` without its weights: its large and external tensors written to `data`
+    (top-level float initializers as float16 when `half`: convert_fp16 then only retypes them),
+    small attribute values inline. Read one initializer at a time (_read_skeleton)."""
+    base = src.parent
+
+    def move(t: TensorProto) -> None:
+        if _big(t) and half and t.data_type == FLOAT:
             data.put(t, _half_chunks(t, base))
-        elif big:
+        elif _big(t):
             data.put(t, _raw_chunks(t, base))
+
+    model = _read_skeleton(src, move)
     for t in _node_tensors(model.graph.node):
         _load_inline(t, base)
     for t in _nested_tensors(model):
         if _external(t):
             data.put(t, _raw_chunks(t, base))
+    return model
+
+
+def _read_skeleton(src: Path, move: Callable[[TensorProto], None]) -> onnx.ModelProto:
+    """The model at `src`, each top-level initializer passed to `move` (which may point it at
+    external data) as it is read: onnx.load would hold the file's bytes and their parse at once,
+    twice the weights of a model without external data."""
+    model_rest, graph_rest = bytearray(), bytearray()
+    size = src.stat().st_size
+    with src.open("rb") as f:
+        while f.tell() < size:
+            number, head, length = _field(f)
+            if number != _GRAPH:
+                model_rest += head + _read(f, length)
+                continue
+            end = f.tell() + length
+            while f.tell() < end:
+                number, head, length = _field(f)
+                body = _read(f, length)
+                if number == _INITIALIZER:
+                    t = TensorProto()
+                    t.ParseFromString(body)
+                    move(t)
+                    body = t.SerializeToString()
+                    head = _tag(_INITIALIZER) + _varint(len(body))
+                graph_rest += head + body
+    model = onnx.ModelProto()
+    model.ParseFromString(bytes(model_rest + _tag(_GRAPH) + _varint(len(graph_rest)) + graph_rest))
+    return model
+
+
+def _field(f: IO[bytes]) -> tuple[int, bytes, int]:
+    """The next protobuf field's number, its key (and length) bytes, and the length of the
+    value still to read."""
+    key, head = _read_varint(f)
+    wire = key & 7
+    if wire == 0:
+        _, value = _read_varint(f)
+        return key >> 3, head + value, 0
+    if wire == 2:
+        length, raw = _read_varint(f)
+        return key >> 3, head + raw, length
+    if wire in (1, 5):
+        return key >> 3, head, 8 if wire == 1 else 4
+    raise ModelError(f"not an ONNX file: protobuf wire type {wire}")
+
+
+def _read_varint(f: IO[bytes]) -> tuple[int, bytes]:
+    raw = bytearray()
+    while not raw or raw[-1] & 0x80:
+        raw += _read(f, 1)
+    return sum((b & 0x7F) << (7 * i) for i, b in enumerate(raw)), bytes(raw)
+
+
+def _read(f: IO[bytes], length: int) -> bytes:
+    data = f.read(length)
+    if len(data) != length:
+        raise ModelError(f"{f.name}: the ONNX file is truncated")
+    return data
 
 
 def _fp16_skeleton(model_path: Path, out: Path) -> onnx.ModelProto:
     """The model with its weights in `out`'s data file (float ones already float16): the graph
     left is small enough to convert and serialize again and again."""
-    model = onnx.load(str(model_path), load_external_data=False)
     with data_file(out).open("wb") as f:
-        _move_weights(model, model_path.parent, _DataFile(f, data_file(out).name))
+        model = _weights_out(model_path, _DataFile(f, data_file(out).name), half=True)
     for i, node in enumerate(model.graph.node):
         node.name = node.name or f"{node.op_type}_{i}"
-    skeleton = onnx.ModelProto()
-    skeleton.ParseFromString(model.SerializeToString())  # a new message frees inline weights
-    return skeleton
+    return model
 
 
 def _check_options() -> ort.SessionOptions:
@@ -410,22 +474,21 @@ def constants_as_initializers(model: onnx.ModelProto) -> onnx.ModelProto | None:
     return out
 
 
-def _quantizable(model_path: Path, tmp: Path) -> Path:
-    """`model_path`, or a copy with its Constant weights as initializers when it has some (the
-    weights are read only then)."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    if not any(_float_constant(n) for n in model.graph.node):
-        return model_path
-    onnx.load_external_data_for_model(model, str(model_path.parent))
-    _move_constants(model)
-    path = tmp / "initializers.onnx"
-    onnx.save_model(
-        model,
-        str(path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=data_file(path).name,
-    )
+def _quantizable(model_path: Path, tmp: Path, constants: bool = True) -> Path:
+    """A copy of the model in `tmp` with every weight in one data file beside it, copied a few MB
+    at a time, and (when `constants`) its float Constant nodes as initializers. onnxruntime's
+    quantizers then read external data only (a model without any would be held twice: its
+    bytes and their parse), in a folder of their own for their side files."""
+    path = tmp / "model.onnx"
+    with data_file(path).open("wb") as f:
+        data = _DataFile(f, data_file(path).name)
+        model = _weights_out(model_path, data, half=False)
+        if constants:
+            _move_constants(model)
+        for t in model.graph.initializer:
+            if _big(t) and not _external(t):  # a Constant's value just moved
+                data.put(t, _raw_chunks(t, tmp))
+    onnx.save_model(model, str(path))
     return path
 
 
@@ -474,7 +537,7 @@ def build_int8(model_path: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     data_file(out).unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         try:
             src = _quantizable(model_path, Path(tmp))
             with _lean_quantizer():
@@ -486,31 +549,16 @@ def build_int8(model_path: Path, out: Path) -> None:
     _settle(out)
 
 
-def _weights_beside(src: Path, folder: Path) -> Path:
-    """A copy of `src` in `folder` with its weights in one data file beside it, copied a few MB
-    at a time (onnxruntime reads external data only from the model's own folder)."""
-    model = onnx.load(str(src), load_external_data=False)
-    path = folder / "model.onnx"
-    with data_file(path).open("wb") as f:
-        data = _DataFile(f, data_file(path).name)
-        for t in [*model.graph.initializer, *_nested_tensors(model)]:
-            if _external(t) or (t.data_type != TensorProto.STRING and _nbytes(t) >= INLINE_BELOW):
-                data.put(t, _raw_chunks(t, src.parent))
-    for t in _node_tensors(model.graph.node):
-        _load_inline(t, src.parent)
-    onnx.save_model(model, str(path))
-    return path
-
-
 def _graph_only(path: str | Path) -> onnx.ModelProto:
     return _inferred(onnx.load(str(path), load_external_data=False))
 
 
-def _calibrated(src: Path, feeds: list[dict[str, Any]], tmp: Path) -> Path:
-    """A file of the activation ranges `feeds` give in `src` (onnxruntime's MinMax calibrator on
-    the op types quantize_static quantizes). The calibrator keeps the graph alone (the weights
-    stay in their file for its onnxruntime session), and it runs before the quantizer loads
-    the weights: quantize_static calibrating itself holds three copies at once."""
+def _calibrated(src: Path, feeds: list[dict[str, Any]]) -> Path:
+    """A file beside `src` (from _quantizable) of the activation ranges `feeds` give in it
+    (onnxruntime's MinMax calibrator on the op types quantize_static quantizes). The calibrator
+    keeps the graph alone (its onnxruntime session reads the weights from their file, which
+    must be in the folder of its augmented model), and it runs before the quantizer loads the
+    weights: quantize_static calibrating itself holds three copies at once."""
     from onnxruntime.quantization import CalibrationDataReader, calibrate
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
@@ -521,24 +569,21 @@ def _calibrated(src: Path, feeds: list[dict[str, Any]], tmp: Path) -> Path:
         def get_next(self) -> dict[str, Any] | None:
             return next(self.items, None)
 
-    folder = tmp / "calibration"
-    folder.mkdir()
-    view = _weights_beside(src, folder)
     loader, calibrate.load_model_with_shape_infer = (
         calibrate.load_model_with_shape_infer,
         _graph_only,
     )
     try:
         calibrator = calibrate.create_calibrator(
-            view,
+            src,
             list({*QLinearOpsRegistry, *QDQRegistry}),
-            augmented_model_path=str(folder / "augmented.onnx"),
+            augmented_model_path=str(src.with_name("augmented.onnx")),
             use_external_data_format=True,
         )
     finally:
         calibrate.load_model_with_shape_infer = loader
     calibrator.collect_data(Reader())
-    path = tmp / "ranges.json"
+    path = src.with_name("ranges.json")
     calibrate.save_tensors_data(calibrator.compute_data(), path)
     return path
 
@@ -549,7 +594,7 @@ def build_int8_static(model_path: Path, feeds: list[dict[str, Any]], out: Path) 
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     data_file(out).unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         try:
             src = _quantizable(model_path, Path(tmp))
             quantize_static(
@@ -560,7 +605,7 @@ def build_int8_static(model_path: Path, feeds: list[dict[str, Any]], out: Path) 
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 use_external_data_format=True,
-                calibration_cache_path=_calibrated(src, feeds, Path(tmp)),
+                calibration_cache_path=_calibrated(src, feeds),
             )
         except Exception as exc:  # quantization raises many exception types
             raise ModelError(f"int8 static quantization failed: {exc}") from exc
@@ -613,18 +658,20 @@ def build_int4(model_path: Path, out: Path) -> None:
     GatherBlockQuantized; symmetric, blocks of INT4_BLOCK); activations and every other op stay
     float32. It raises the model to opset 21 and IR 10 (4-bit types need them): the golden
     vectors check the result."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    if not any(n.op_type == "MatMul" for g in graphs(model.graph) for n in g.node) or (
-        int4_weight_share(model) == 0.0
-    ):
-        raise ModelError(
-            "int4 quantizes the weights of MatMul nodes (2-D, at least"
-            f" {INT4_BLOCK} rows and columns) and this model has none: leave int4 out of"
-            " --variants"
-        )
-    onnx.load_external_data_for_model(model, str(model_path.parent))
-    _quantize_int4(model, out)
-    del model  # the float32 weights, before _settle reads the int4 ones
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        src = _quantizable(model_path, Path(tmp), constants=False)
+        model = onnx.load(str(src), load_external_data=False)
+        if not any(n.op_type == "MatMul" for g in graphs(model.graph) for n in g.node) or (
+            int4_weight_share(model) == 0.0
+        ):
+            raise ModelError(
+                "int4 quantizes the weights of MatMul nodes (2-D, at least"
+                f" {INT4_BLOCK} rows and columns) and this model has none: leave int4 out of"
+                " --variants"
+            )
+        onnx.load_external_data_for_model(model, tmp)
+        _quantize_int4(model, out)
+        del model  # the float32 weights, before _settle reads the int4 ones
     _settle(out)
 
 

@@ -518,18 +518,21 @@ def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
 
 @contextlib.contextmanager
 def _lean_quantizer() -> Iterator[None]:
-    """onnxruntime's quantizers re-infer shapes with `_inferred` while inside."""
+    """onnxruntime's quantizers re-infer shapes with `_inferred` while inside. A release of
+    onnxruntime without that function in a module keeps its own there (more memory, same
+    result) instead of failing."""
     from onnxruntime.quantization import base_quantizer, onnx_quantizer
 
-    modules = (base_quantizer, onnx_quantizer)
-    saved = [m.save_and_reload_model_with_shape_infer for m in modules]
+    name = "save_and_reload_model_with_shape_infer"
+    modules = [m for m in (base_quantizer, onnx_quantizer) if hasattr(m, name)]
+    saved = [getattr(m, name) for m in modules]
     for m in modules:
-        m.save_and_reload_model_with_shape_infer = _inferred
+        setattr(m, name, _inferred)
     try:
         yield
     finally:
         for m, original in zip(modules, saved, strict=True):
-            m.save_and_reload_model_with_shape_infer = original
+            setattr(m, name, original)
 
 
 def build_int8(model_path: Path, out: Path) -> None:

@@ -61,4 +61,5 @@ def test_stop_leaves_nothing_behind(cluster: Cluster, tmp_path: Path) -> None:
     assert not (cluster_network.NETNS_DIR / other.netns).exists()
     assert not (other.workdir / "state.json").exists()
     assert not list(other.workdir.glob("node-*"))
+    assert not [n.socket for n in other.node_list if n.socket.exists()]
     assert cluster.kubectl("get", "nodes").returncode == 0, "the session's cluster was hit"

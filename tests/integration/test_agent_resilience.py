@@ -126,22 +126,28 @@ def test_kill_9_at_random_points_of_an_update_never_activates_a_bad_file(
     in assembly, the smoke test and activation too. Each restart resumes."""
     store = ScratchStore(nginx.root)
     versions = [publish(store, tmp_path, f"{i}.0", 384, 0.1 * i) for i in range(1, 4)]
+    started = time.monotonic()
     agent = start_agent(control_plane, kubectl, tmp_path)
     rng = random.Random(20)
     seen: set[str | None] = set()
     try:
+        # Kills land up to 2.5 s after the spec changes, or up to as long as a fresh agent took
+        # to install the first version here (a busy machine: restart and install take longer).
+        set_models(kubectl, agent.node, [versions[0] | {"storeUrl": nginx.url}])
+        wait_for("1.0 Ready", phase_is(kubectl, agent.node, "Ready", "1.0"), 120, log=agent.log)
+        span = max(2.5, time.monotonic() - started)
         for trial in range(KILL_TRIALS):
-            wanted = versions[trial % len(versions)]
+            wanted = versions[(trial + 1) % len(versions)]
             capped = {"delivery": {"maxBandwidth": "300k"}} if trial % 2 == 0 else {}
             set_models(kubectl, agent.node, [wanted | {"storeUrl": nginx.url} | capped])
-            time.sleep(rng.uniform(0.2, 2.5))
+            time.sleep(rng.uniform(0.08, 1.0) * span)
             agent.kill(signal.SIGKILL)
             seen.add(assert_current_is_intact(tmp_path / "data"))
             agent.start()
-        final = versions[(KILL_TRIALS - 1) % len(versions)]
+        final = versions[KILL_TRIALS % len(versions)]
         ready = phase_is(kubectl, agent.node, "Ready", final["version"])
         wait_for("the last version Ready", ready, 180, log=agent.log)
     finally:
         agent.kill(signal.SIGTERM)
     assert assert_current_is_intact(tmp_path / "data") == final["version"]
-    assert len(seen - {None}) >= 2, f"kills never landed after an activation: {seen}"
+    assert len(seen - {None, "1.0"}) >= 1, f"kills never landed after an activation: {seen}"

@@ -258,7 +258,10 @@ def check_why_matches_operator(
 
 
 def check_nodes(plugin: Plugin, direct: Plugin) -> None:
-    table = plugin("nodes").stdout
+    # Wide enough that no cell wraps, whatever EdgeNodes other tests left in the session's cluster
+    wide = {**plugin.env, "COLUMNS": "240"}
+    argv = [plugin.kubectl, "edge-rollout", "nodes"]
+    table = subprocess.run(argv, env=wide, capture_output=True, text=True, timeout=60).stdout
     for text in ("kp-npu", "hailo", "kp-big", "16.0 GiB", "amd64", "Ready 1.0/"):
         assert text in table, table
     data = {n["name"]: n for n in direct.json("nodes")}

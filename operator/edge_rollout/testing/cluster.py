@@ -363,6 +363,8 @@ def teardown(workdir: Path) -> None:
         cluster_node.remove_mount_points()
     for data in [*workdir.glob("node-*"), workdir / "etcd"]:
         shutil.rmtree(data, ignore_errors=True)
+    for socket in cluster_node.SOCKET_DIR.glob(f"{state['cgroupRoot']}-*"):
+        socket.unlink(missing_ok=True)
     state_file.unlink()
 
 

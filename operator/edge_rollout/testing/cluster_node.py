@@ -25,6 +25,9 @@ PROFILES = ("npu", "gpu", "cpu")
 
 PROFILE_LABEL = "edgerollout.dev/profile"
 
+SOCKET_DIR = Path("/run/edge-rollout-sockets")
+"""containerd sockets of every cluster here, named by cluster and node (`cluster down` removes a
+cluster's own)."""
 SHARED_PATHS = (
     "/var/lib/kubelet",
     "/var/lib/cni",
@@ -77,7 +80,9 @@ class Node:
 
     @property
     def socket(self) -> Path:
-        return self.dir / "containerd.sock"
+        """containerd's socket: under SOCKET_DIR, as a path in the node's directory can pass
+        the 104 bytes containerd allows a unix socket path (pytest-xdist's temp paths do)."""
+        return SOCKET_DIR / f"{self.cgroup_root}-{self.name}.sock"
 
     @property
     def pods_cgroup(self) -> str:
@@ -100,6 +105,7 @@ def prepare(node: Node) -> None:
     """The node's directories, containerd and CNI configuration and sysctl files."""
     for sub in ("containerd", "cni/net.d", "cni/networks", "sysctl", "volume-plugins", "pki"):
         (node.dir / sub).mkdir(parents=True, exist_ok=True)
+    SOCKET_DIR.mkdir(mode=0o700, exist_ok=True)
     for path in SHARED_PATHS:
         (node.dir / "mounts" / path.strip("/")).mkdir(parents=True, exist_ok=True)
     (node.dir / "containerd.toml").write_text(containerd_config(node))

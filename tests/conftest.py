@@ -26,10 +26,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-        if parts and parts[0] == "cluster":
-            # One 3-node cluster per session: under `pytest -n N --dist loadgroup` (make test) every
-            # cluster test runs in the same worker, so the cluster starts once.
-            item.add_marker(pytest.mark.xdist_group("cluster"))
+        group = shared_fixture_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def shared_fixture_group(item: pytest.Item) -> str | None:
+    """Under `pytest -n N --dist loadgroup` (make test), the tests that share a module- or
+    package-scoped fixture (the 3-node cluster, the demo's run, built images, a running operator)
+    run in one worker, which makes it once: the group is where the fixture is defined."""
+    info = getattr(item, "_fixtureinfo", None)
+    used = [d[-1] for d in info.name2fixturedefs.values()] if info is not None else []
+    for scope in ("package", "module"):  # the widest first: a package's modules stay together
+        shared = sorted(d.baseid or "root" for d in used if d.scope == scope)
+        if shared:
+            return shared[0]
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from tests.integration.store_fixtures import cli
 CPU = ["CPUExecutionProvider"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: its tests spread over the xdist workers
 def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "release.key"
     assert cli("keygen", str(path)) == 0

@@ -83,8 +83,12 @@ def crds_installed(kubectl: Kubectl) -> None:
 
 
 @pytest.fixture
-def namespace(kubectl: Kubectl) -> str:
-    """A fresh namespace per test (namespaces never finish deleting without a controller)."""
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace per test (namespaces never finish deleting without a controller). Its
+    ModelDeployments are deleted after the test: an operator started later in the session (the
+    next module's) would otherwise take them up again, on the same node names."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
-    return name
+    yield name
+    kubectl("delete", "modeldeployments.edgerollout.dev", "--all", "-n", name, "--wait=false",
+            check=False)  # fmt: skip

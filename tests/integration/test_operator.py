@@ -106,6 +106,7 @@ def test_unverifiable_release_stalls_and_touches_no_node(
     assert entries(kubectl, namespace) == {}
 
 
+@pytest.mark.timeout(600)  # 320 nodes through four steps, a pause and a restart: 2-4 min here
 def test_rollout_in_steps_pause_approval_and_restart(
     kubectl: Kubectl,
     namespace: str,

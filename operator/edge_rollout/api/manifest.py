@@ -29,7 +29,7 @@ FILE_PATH = TextFormat(
     " starting with '.' or '-' (no '/')",
 )
 
-DeltaEncoding = Literal["sub-zigzag-planes", "xor-planes", "sparse-sub-planes"]
+DeltaEncoding = Literal["sub-zigzag-planes", "xor-planes", "sparse-sub-planes", "sparse-run-planes"]
 """How a tensor delta was made from the base tensor's raw values (see docs/store-format.md)."""
 GapEncoding = Literal["zstd-prefix"]
 """How a gap delta was made: zstd with the base's gap bytes as raw-content prefix."""

@@ -2,8 +2,9 @@
 
 Pure: bytes in, bytes out. `residuals` computes the candidate residuals (integer difference with
 zigzag, or XOR, of the raw values seen as unsigned integers, bytes regrouped into planes by
-significance; or, for sparse changes, a bitmap of the changed values followed by their zigzag
-differences in planes); `apply_delta` inverts one. Compression and the choice happen in the
+significance; or, for sparse changes, the positions of the changed values (as a bitmap, or as the
+runs of unchanged values between them) followed by their zigzag differences in planes);
+`apply_delta` inverts one. Compression and the choice happen in the
 publisher; callers verify the result's digest. Must not compress, hash-check or do I/O.
 """
 
@@ -14,8 +15,16 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-Encoding = Literal["sub-zigzag-planes", "xor-planes", "sparse-sub-planes"]
-ENCODINGS: tuple[Encoding, ...] = ("sub-zigzag-planes", "xor-planes", "sparse-sub-planes")
+Encoding = Literal["sub-zigzag-planes", "xor-planes", "sparse-sub-planes", "sparse-run-planes"]
+ENCODINGS: tuple[Encoding, ...] = (
+    "sub-zigzag-planes",
+    "xor-planes",
+    "sparse-sub-planes",
+    "sparse-run-planes",
+)
+_RUN_ESCAPE = 255
+"""A run of `k * 255 + r` unchanged values is `k` bytes of 255, then `r` (0-254)."""
+_COUNT_BYTES = 8
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _INT = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
 UArray = npt.NDArray[np.unsignedinteger]
@@ -83,9 +92,43 @@ def _unsparse(a: UArray, res: bytes, item_size: int) -> UArray:
     return out
 
 
+def _runs(a: UArray, b: UArray, item_size: int) -> bytes:
+    changed = np.flatnonzero(a != b)
+    gaps = np.diff(changed, prepend=-1) - 1  # unchanged values before each changed one
+    lengths = gaps // _RUN_ESCAPE + 1
+    runs = np.full(int(lengths.sum()), _RUN_ESCAPE, dtype=np.uint8)
+    runs[np.cumsum(lengths) - 1] = gaps % _RUN_ESCAPE
+    header = b"".join(int(v).to_bytes(_COUNT_BYTES, "little") for v in (changed.size, runs.size))
+    planes = _to_planes(_zigzag(b[changed] - a[changed], item_size), item_size)
+    return header + runs.tobytes() + planes
+
+
+def _unrun(a: UArray, res: bytes, item_size: int) -> UArray:
+    if len(res) < 2 * _COUNT_BYTES:
+        raise DeltaError("run-length residual is shorter than its header")
+    count = int.from_bytes(res[:_COUNT_BYTES], "little")
+    size = int.from_bytes(res[_COUNT_BYTES : 2 * _COUNT_BYTES], "little")
+    if size > len(res) - 2 * _COUNT_BYTES:
+        raise DeltaError("run-length residual is shorter than its header says")
+    runs = np.frombuffer(res, dtype=np.uint8, count=size, offset=2 * _COUNT_BYTES)
+    ends = np.flatnonzero(runs != _RUN_ESCAPE)
+    planes = res[2 * _COUNT_BYTES + size :]
+    whole = ends.size == 0 or ends[-1] == size - 1
+    if ends.size != count or not whole or len(planes) != count * item_size:
+        raise DeltaError("run-length residual does not match its header")
+    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.intp)
+    gaps = np.add.reduceat(runs, starts, dtype=np.int64) if count else np.zeros(0, np.int64)
+    changed = np.cumsum(gaps + 1) - 1
+    if count and changed[-1] >= a.size:
+        raise DeltaError("run-length residual points past the end of the tensor")
+    out = a.copy()
+    out[changed] = a[changed] + _unzigzag(_from_planes(planes, item_size), item_size)
+    return out
+
+
 def residual(base: bytes, data: bytes, item_size: int, encoding: Encoding) -> bytes:
     """The residual of `data` against `base` in one encoding (same length as the inputs, except
-    `sparse-sub-planes`: a bitmap, then only the changed values).
+    the sparse ones: where the changed values are, then only those values).
 
     >>> residual(bytes([1, 2]), bytes([2, 0]), 1, "sub-zigzag-planes")
     b'\\x02\\x03'
@@ -98,6 +141,8 @@ def residual(base: bytes, data: bytes, item_size: int, encoding: Encoding) -> by
         return _to_planes(_zigzag(b - a, item_size), item_size)
     if encoding == "sparse-sub-planes":
         return _sparse(a, b, item_size)
+    if encoding == "sparse-run-planes":
+        return _runs(a, b, item_size)
     raise DeltaError(f"unknown delta encoding {encoding!r}")
 
 
@@ -112,9 +157,10 @@ def apply_delta(base: bytes, res: bytes, item_size: int, encoding: Encoding) -> 
     >>> apply_delta(bytes([1, 2]), b'\\x02\\x03', 1, "sub-zigzag-planes")
     b'\\x02\\x00'
     """
-    if encoding == "sparse-sub-planes":
+    if encoding in ("sparse-sub-planes", "sparse-run-planes"):
         _check(len(base), len(base), item_size)
-        out = _unsparse(_values(base, item_size), res, item_size)
+        unpack = _unsparse if encoding == "sparse-sub-planes" else _unrun
+        out = unpack(_values(base, item_size), res, item_size)
         return out.astype(out.dtype.newbyteorder("<"), copy=False).tobytes()
     _check(len(base), len(res), item_size)
     a, r = _values(base, item_size), _from_planes(res, item_size)

@@ -248,7 +248,7 @@ def test_a_dead_agent_is_no_agent_not_a_timed_out_node(
     )
     assert worst(gone) == {DYING: ("NoAgent", "AgentNotReporting")}
     (named,) = gone["worstNodes"]
-    assert named["message"].startswith(f"node {DYING}: its agent was last heard from at ")
+    assert named["message"].startswith(f"node {DYING}: its agent has sent no heartbeat since ")
     assert "more than 12 s ago (4 heartbeats of 3 s)" in named["message"]
     assert gone["phase"] == "Degraded"
     assert conditions(gone)["Ready"] == ("True", "NoAgent")  # the live node runs 1.0

@@ -50,6 +50,8 @@ def _objects_api() -> Any:
 @kopf.on.startup(id="configure")
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     operator_settings.configure(settings)
+    for memory in (_SIGHTINGS, HEARD, _SKEWED):  # a new run knows nothing yet (tests restart
+        memory.clear()  # the operator in one process)
 
 
 @kopf.on.login(id="login")
@@ -73,31 +75,23 @@ def edgenodes_index(name: str, body: kopf.Body, **_: Any) -> dict[str, EdgeNode]
     a usable one is moved onto the operator's clock (core/clocks), a skewed clock warned about."""
     now = dt.datetime.now(dt.UTC)
     edgenode = reports.read_edgenode(body, now)
-    seen = _heartbeat_seen(name, edgenode.status.heartbeat_time, now)
+    seen, arrived = _SIGHTINGS.see(name, edgenode.status.heartbeat_time, now)
     if edgenode.status.heartbeat_time:
         HEARD[name] = seen
     else:
         HEARD.pop(name, None)
-    _warn_skew(body, name, clocks.skew_warning(name, clocks.skew(edgenode, seen)))
+    if arrived:  # only a heartbeat seen arriving tells how far off the node's clock is
+        _warn_skew(body, name, clocks.skew_warning(name, clocks.skew(edgenode, seen)))
     return {name: clocks.on_operator_clock(edgenode, seen)}
 
 
-_HEARTBEATS: dict[str, tuple[str, dt.datetime]] = {}
-"""node -> (its last heartbeatTime, when this operator first saw it): an EdgeNode event that does
-not carry a new heartbeat (a spec write) must not make the node's clock look behind."""
+_SIGHTINGS = clocks.Sightings()
+"""Each node's current heartbeat and when this operator first saw it (core/clocks)."""
 HEARD: dict[str, dt.datetime] = {}
 """node -> when this operator last heard from its agent (first saw its latest heartbeat): a node
 silent for 4 heartbeats is NoAgent (core/reports.hold_silent)."""
 _SKEWED: dict[str, str] = {}
 """node -> the ClockSkew warning last posted for it (one Event per change, not per heartbeat)."""
-
-
-def _heartbeat_seen(node: str, heartbeat: str, now: dt.datetime) -> dt.datetime:
-    last = _HEARTBEATS.get(node)
-    if last is not None and last[0] == heartbeat:
-        return last[1]
-    _HEARTBEATS[node] = (heartbeat, now)
-    return now
 
 
 def _warn_skew(body: kopf.Body, node: str, warning: str | None) -> None:

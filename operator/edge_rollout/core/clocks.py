@@ -2,12 +2,15 @@
 moved onto the operator's clock, so that soak (minReadySeconds) is judged on one clock whatever
 the nodes' clocks say.
 
-Pure: the caller passes when it first saw the node's current heartbeat (its own clock).
+Pure: the caller passes when it first saw the node's current heartbeat (its own clock), which
+`Sightings` keeps in memory.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from edge_rollout.api.edgenode import EdgeNode, ModelStatus
 from edge_rollout.core.conditions import rfc3339
@@ -16,6 +19,43 @@ SKEW_WARNING = timedelta(minutes=2)
 """A node clock off by more than this (either way) is reported: a Warning Event `ClockSkew` on
 its EdgeNode. Times more than `reports.CLOCK_SKEW` (10 minutes) ahead make the whole report
 ReportInvalid instead (core/reports), so a report read here is at most 10 minutes ahead."""
+
+
+class Sighting(NamedTuple):
+    seen: datetime
+    """When this operator first saw the node's current heartbeat (its own clock)."""
+    arrived: bool
+    """Whether it saw that heartbeat arrive, i.e. replace one it had seen before. A heartbeat
+    already there when the operator started (or first met a node) may be hours old, from an agent
+    that died: its age says nothing about the node's clock."""
+
+
+@dataclass
+class Sightings:
+    """Each node's current heartbeat and when this operator first saw it. An EdgeNode event
+    without a new heartbeat (a spec write) keeps the first sighting, so the node's clock does not
+    look behind.
+
+    >>> from datetime import UTC
+    >>> seen = Sightings()
+    >>> seen.see("edge-1", "2026-01-01T00:00:00Z", datetime(2026, 1, 1, 1, tzinfo=UTC)).arrived
+    False
+    >>> seen.see("edge-1", "2026-01-01T01:00:30Z", datetime(2026, 1, 1, 1, 0, 30, tzinfo=UTC))[1]
+    True
+    """
+
+    _last: dict[str, tuple[str, Sighting]] = field(default_factory=dict)
+
+    def see(self, node: str, heartbeat: str, now: datetime) -> Sighting:
+        last = self._last.get(node)
+        if last is not None and last[0] == heartbeat:
+            return last[1]
+        sighting = Sighting(now, arrived=last is not None)
+        self._last[node] = (heartbeat, sighting)
+        return sighting
+
+    def clear(self) -> None:
+        self._last.clear()
 
 
 def skew(edgenode: EdgeNode, seen: datetime) -> timedelta | None:

@@ -44,8 +44,9 @@ MISSED_HEARTBEATS = 4
 @dataclass(frozen=True)
 class Heard:
     """When each node's agent was last heard from, on the operator's clock (when the operator
-    received its latest heartbeat, so a node whose clock is off is not taken for silent; a node
-    missing never reported), and the agents' heartbeat."""
+    first saw its latest heartbeat, so a node whose clock is off is not taken for silent; for a
+    heartbeat already there when the operator started, when it started watching; a node missing
+    never reported), and the agents' heartbeat."""
 
     last: Mapping[str, datetime]
     heartbeat: timedelta = AGENT_HEARTBEAT
@@ -155,7 +156,7 @@ _NEVER = datetime.max.replace(tzinfo=UTC)
 
 def _silent(node: NodeInput, last: datetime, heard: Heard) -> NodeOutcome:
     message = (
-        f"node {node.name}: its agent was last heard from at {rfc3339(last)},"
+        f"node {node.name}: its agent has sent no heartbeat since {rfc3339(last)},"
         f" more than {_seconds(heard.grace)} ago ({MISSED_HEARTBEATS} heartbeats of"
         f" {_seconds(heard.heartbeat)}): NoAgent, held"
         " where it is until it reports again; start edge-rollout-agent on the node or see why it"

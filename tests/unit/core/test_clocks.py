@@ -89,3 +89,18 @@ def test_skew_beyond_two_minutes_is_warned_about_either_way() -> None:
     assert behind is not None
     assert "40 minutes behind" in behind
     assert "NTP" in behind
+
+
+def test_only_a_heartbeat_seen_arriving_measures_the_clock() -> None:
+    """A heartbeat found when the operator starts (or first meets a node) may be an hour old
+    from a dead agent: not a clock an hour behind. The next one, seen replacing it, is."""
+    seen = clocks.Sightings()
+    stale = rfc3339(T0 - timedelta(hours=1))
+    first = seen.see("edge-1", stale, T0)
+    assert first == clocks.Sighting(T0, arrived=False)
+    assert seen.see("edge-1", stale, T0 + timedelta(seconds=40)) == first  # a spec write
+    fresh = seen.see("edge-1", rfc3339(T0 + timedelta(seconds=59)), T0 + timedelta(seconds=60))
+    assert fresh == clocks.Sighting(T0 + timedelta(seconds=60), arrived=True)
+    assert seen.see("edge-2", stale, T0).arrived is False  # each node on its own
+    seen.clear()
+    assert seen.see("edge-1", stale, T0 + timedelta(seconds=90)).arrived is False

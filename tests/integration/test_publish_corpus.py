@@ -81,6 +81,8 @@ def test_a_corpus_model_publishes_with_no_extra_flags_and_every_variant_passes_i
     assert given.file_digest == f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
     if given.precision != "fp32":  # an int8 or fp16 model is published as given, not re-built
         assert [v.name for v in release.variants] == [given.name]
+    else:  # every float32 model gets its reduced-precision variants, If branches or not
+        assert {"fp16", "int8"} <= {v.name for v in release.variants}
     if model.covers & {"dynamic-batch", "dynamic-spatial", "dynamic-other"}:
         assert given.measurements.input_shapes
     _check_variants(reader, release, tmp_path)

@@ -6,6 +6,7 @@ ranges. Must not chunk, compress or write the store.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,11 +290,65 @@ def graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
     """`graph` and every subgraph in it (`If` branches, `Loop` and `Scan` bodies), at any depth."""
     yield graph
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from graphs(attr.g)
-            for sub in attr.graphs:
-                yield from graphs(sub)
+        for sub in subgraphs(node):
+            yield from graphs(sub)
+
+
+def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    """The node's own subgraphs (`If` branches, `Loop` and `Scan` bodies), not nested ones."""
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        yield from attr.graphs
+
+
+def outer_inputs(node: onnx.NodeProto) -> list[str]:
+    """Names the node's subgraphs (`If` branches, `Loop` and `Scan` bodies, at any depth) read
+    from the graph around the node: inputs the node has without listing them."""
+    found: dict[str, None] = {}
+    for sub in subgraphs(node):
+        defined = {v.name for v in sub.input} | {t.name for t in sub.initializer}
+        defined |= {s.values.name for s in sub.sparse_initializer}
+        for inner in sub.node:
+            for name in [*inner.input, *outer_inputs(inner)]:
+                if name and name not in defined:
+                    found.setdefault(name)
+            defined.update(inner.output)
+        found.update(dict.fromkeys(v.name for v in sub.output if v.name not in defined))
+    return list(found)
+
+
+def sort_nodes(graph: onnx.GraphProto) -> bool:
+    """Puts `graph`'s nodes in an order where each comes after the nodes whose outputs it reads,
+    its subgraphs' outer inputs included (onnxruntime's quantizers sort without those, which can
+    put an `If` before the node its branch reads from); otherwise keeps the order they had.
+    True when the order changed."""
+    nodes = list(graph.node)
+    producer = {name: i for i, node in enumerate(nodes) for name in node.output if name}
+    needs = [
+        {producer[n] for n in [*node.input, *outer_inputs(node)] if n in producer} - {i}
+        for i, node in enumerate(nodes)
+    ]
+    users: list[list[int]] = [[] for _ in nodes]
+    for i, deps in enumerate(needs):
+        for d in deps:
+            users[d].append(i)
+    waiting = [len(deps) for deps in needs]
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for user in users[i]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) != len(nodes) or order == sorted(order):  # a cycle: not ours to fix
+        return False
+    graph.ClearField("node")
+    graph.node.extend(nodes[i] for i in order)
+    return True
 
 
 def constant_tensors(graph: onnx.GraphProto) -> Iterator[tuple[str, onnx.TensorProto]]:

@@ -22,7 +22,13 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_rollout.publishing.onnxmodel import ModelError, graphs
+from edge_rollout.publishing.onnxmodel import (
+    ModelError,
+    graphs,
+    outer_inputs,
+    sort_nodes,
+    subgraphs,
+)
 
 FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 EXTERNAL_DATA_ABOVE = 1 << 30
@@ -75,17 +81,35 @@ def _convert_node(node: onnx.NodeProto) -> None:
 
 
 def _keep_fp32(node: onnx.NodeProto, types: dict[str, int]) -> list[onnx.NodeProto]:
-    """Casts that wrap a node kept in float32: before (to float) and after (to float16)."""
+    """Casts that wrap a node kept in float32: before (to float) and after (to float16). The
+    float values its subgraphs read from outside (an `If` branch's weights, left float32 with the
+    branch) are cast too."""
     before, after = [], []
     for i, name in enumerate(node.input):
         if name and types.get(name) == FLOAT:
             node.input[i] = f"{name}__fp32_for_{node.name}"
             before.append(helper.make_node("Cast", [name], [node.input[i]], to=FLOAT))
+    for name in outer_inputs(node):
+        if types.get(name) == FLOAT:
+            inner = f"{name}__fp32_for_{node.name}"
+            for sub in subgraphs(node):
+                _rename_reads(sub, name, inner)
+            before.append(helper.make_node("Cast", [name], [inner], to=FLOAT))
     for i, name in enumerate(node.output):
         if name and types.get(name) == FLOAT:
             node.output[i] = f"{name}__fp32"
             after.append(helper.make_node("Cast", [node.output[i]], [name], to=HALF))
     return [*before, node, *after]
+
+
+def _rename_reads(graph: onnx.GraphProto, name: str, new: str) -> None:
+    """Every read of `name` in `graph` and its subgraphs reads `new` instead."""
+    for g in graphs(graph):
+        for node in g.node:
+            node.input[:] = [new if n == name else n for n in node.input]
+        for v in g.output:
+            if v.name == name:
+                v.name = new
 
 
 def _retype(values: list[onnx.ValueInfoProto]) -> None:
@@ -353,6 +377,14 @@ def _settle(out: Path) -> None:
     data.unlink()
 
 
+def _sort_graph(out: Path) -> None:
+    """Puts the nodes of the quantized model at `out` back in an order its subgraphs' reads
+    allow (onnxmodel.sort_nodes); its weights stay where they are."""
+    model = onnx.load(str(out), load_external_data=False)
+    if sort_nodes(model.graph):
+        onnx.save_model(model, str(out))
+
+
 def _load_inline(t: TensorProto, base: Path) -> None:
     if _external(t):
         onnx.external_data_helper.load_external_data_for_tensor(t, str(base))
@@ -549,6 +581,7 @@ def build_int8(model_path: Path, out: Path) -> None:
                 )
         except Exception as exc:  # quantization raises many exception types
             raise ModelError(f"int8 dynamic quantization failed: {exc}") from exc
+    _sort_graph(out)
     _settle(out)
 
 
@@ -612,6 +645,7 @@ def build_int8_static(model_path: Path, feeds: list[dict[str, Any]], out: Path) 
             )
         except Exception as exc:  # quantization raises many exception types
             raise ModelError(f"int8 static quantization failed: {exc}") from exc
+    _sort_graph(out)
     _settle(out)
 
 
@@ -675,6 +709,7 @@ def build_int4(model_path: Path, out: Path) -> None:
         onnx.load_external_data_for_model(model, tmp)
         _quantize_int4(model, out)
         del model  # the float32 weights, before _settle reads the int4 ones
+    _sort_graph(out)
     _settle(out)
 
 

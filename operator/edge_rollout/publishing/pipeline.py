@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -210,7 +211,8 @@ def _pack_variant(
     golden_budget: int,
     held: Path,
 ) -> VariantEntry:
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:  # the held copy goes once this variant is packed
+        stack.callback(shutil.rmtree, held / b.name, ignore_errors=True)
         bases = _held_bases(store, trusted, base, b.name, stack, held)
         entries = _pack_files(store, b, bases, progress)
     golden = (

@@ -185,6 +185,24 @@ class NodePlanner:
             self.deployment, stable, choice, keep="", requested_at=rfc3339(self.now), excluded=()
         )
 
+    def rolled_back(self, node: NodeInput, outcome: NodeOutcome) -> NodeOutcome:
+        """Where an abort's rollback puts a node that is not on the stable version: asked for
+        the stable variant that fits it or, when none does (it came during the rollout, or its
+        memory shrank), off this deployment, unschedulable for the stable release: where the
+        stable fleet has it, never left on the aborted version."""
+        stable = self.stable
+        desired = node.desired
+        if stable is None or (desired is not None and desired.version == stable.version):
+            entry = self.stable_entry(node, rollback=True)
+            return NodeOutcome(node.name, "old", entry, outcome.choice, outcome.reported)
+        choice = self._choose(node, stable, ())
+        if choice.variant is None:
+            return NodeOutcome(node.name, "unschedulable", None, choice, outcome.reported)
+        entry = fleet.desired_entry(
+            self.deployment, stable, choice, keep="", requested_at=rfc3339(self.now), excluded=()
+        )
+        return NodeOutcome(node.name, "old", entry, outcome.choice, outcome.reported)
+
     def _refresh(self, desired: DesiredModel, node: NodeInput | None = None) -> DesiredModel:
         """The same version and variant, with the policy fields the spec has now (worked out
         once per spec when it is the node's own entry)."""

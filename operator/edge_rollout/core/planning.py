@@ -207,15 +207,4 @@ def _after_abort(
     if planner.spec.abort.failure_handling_policy != "Rollback" or planner.stable is None:
         return outcomes
     by_name = {n.name: n for n in nodes}
-    return [
-        o
-        if o.state == "old"
-        else NodeOutcome(
-            o.node,
-            "old",
-            planner.stable_entry(by_name[o.node], rollback=True),
-            o.choice,
-            o.reported,
-        )
-        for o in outcomes
-    ]
+    return [o if o.state == "old" else planner.rolled_back(by_name[o.node], o) for o in outcomes]

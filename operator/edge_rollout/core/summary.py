@@ -183,7 +183,27 @@ def summary(
     returnable = not _unreturnable(deployment, rollout, stable_release)
     phase, true, reason = _phase(deployment, rollout, done, counts, required, kinds, returnable)
     message = _message(deployment, rollout, counts, required, kinds, returnable)
+    unplaced = _unplaced(deployment, rollout, tally)
+    if unplaced and returnable:
+        names = ", ".join(unplaced[:3]) + (", ..." if len(unplaced) > 3 else "")
+        wanted = f"{deployment.spec.model.name}@{rollout.stable}"
+        message = (
+            f"{message}; {len(unplaced)} node(s) run no version of it: no variant of {wanted}"
+            f" fits them ({names})"
+        )[:4096]
     return Summary(phase, done, true, reason, counts, required, worst, message)
+
+
+def _unplaced(deployment: Deployment, rollout: Rollout, tally: Tally) -> list[str]:
+    """After an abort rolled back: the nodes no variant of the stable release fits, asked for
+    nothing (`NodePlanner.rolled_back`)."""
+    if rollout.verdict is None or deployment.spec.abort.failure_handling_policy != "Rollback":
+        return []
+    return sorted(
+        o.node
+        for o in tally.bad
+        if o.state == "unschedulable" and o.desired is None and kind(o) == NO_FITTING_VARIANT
+    )
 
 
 def _settled(found: Summary) -> bool:

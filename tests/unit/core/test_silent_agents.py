@@ -63,9 +63,9 @@ def test_the_held_node_names_itself_and_when_it_was_last_heard_from() -> None:
     assert outcome.choice.reason == reports.AGENT_NOT_REPORTING
     assert outcome.choice.message == (
         "node edge-7: its agent has sent no heartbeat since 2026-10-31T23:53:00Z, more than 2"
-        " minutes ago (4 heartbeats of 30 s): NoAgent, held where it is until it reports again; start"
-        " edge-rollout-agent on the node or see why it cannot reach the apiserver (kubectl get"
-        " edgenode edge-7 shows its heartbeat)"
+        " minutes ago (4 heartbeats of 30 s): NoAgent, held where it is until it reports again;"
+        " start edge-rollout-agent on the node or see why it cannot reach the apiserver (kubectl"
+        " get edgenode edge-7 shows its heartbeat)"
     )
     found = summary.report(outcome)
     assert (found.phase, found.reason, summary.kind(outcome)) == (

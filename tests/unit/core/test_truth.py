@@ -19,7 +19,7 @@ from edge_rollout.core import planning, selection, status, steps, summary
 from edge_rollout.core.conditions import rfc3339
 from edge_rollout.core.fleet import NodeOutcome
 from edge_rollout.core.outcomes import Rollout
-from tests.unit.core.fixtures import MIB, T0, Fleet, fleet, hardware, release, spec
+from tests.unit.core.fixtures import MIB, T0, Fleet, fleet, hardware, release, spec, variant
 from tests.unit.core.test_planning import installed
 
 ALL_VARIANTS = frozenset(f"2.0/{v}" for v in ("fp32", "fp16", "int8", "int8-npu"))
@@ -398,3 +398,25 @@ def test_a_version_no_node_runs_never_becomes_stable() -> None:
     f.run(ticks=5)
     assert f.phase == "Degraded"
     assert f.status.stable_version == "1.0"
+
+
+def test_a_node_no_stable_variant_fits_does_not_stay_on_the_aborted_version() -> None:
+    """A rollback puts every node where the stable fleet has it: on a stable variant, or (none
+    fits it, say it joined during the rollout) off the deployment, listed as NoFittingVariant.
+    Left on the aborted version, the status would say RolledBack while it runs 2.0."""
+    f = installed(4)
+    for node in f.nodes:
+        node.broken = ALL_VARIANTS
+    f.apply(f.plan())
+    asked = next(n for n in f.nodes if n.desired and n.desired.version == "2.0")
+    asked.hardware = hardware("cpu", memory=512 * MIB)  # 2.0's int8 fits it
+    f.releases["1.0"] = release("1.0", variant("fp32", memory=1024 * MIB))  # 1.0's does not
+    f.run()
+    assert f.phase == "RolledBack", f.status.message
+    versions = {n.name: n.desired.version if n.desired else None for n in f.nodes}
+    assert versions == {n.name: None if n is asked else "1.0" for n in f.nodes}
+    assert f.status.message.endswith(
+        f"nodes run 1.0 until spec.model.version changes; 1 node(s) run no version of it: no"
+        f" variant of m@1.0 fits them ({asked.name})"
+    ), f.status.message
+    assert {w.node for w in f.status.worst_nodes} >= {asked.name}  # the abort's evidence stays

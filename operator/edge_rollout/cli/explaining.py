@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from edge_rollout.api.edgenode import DesiredModel, EdgeNode, Hardware, ModelStatus
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from edge_rollout.api.release import Release
-from edge_rollout.core import caching, inputs, outcomes, planning, selection
+from edge_rollout.core import caching, inputs, outcomes, planning, reports, selection
 from edge_rollout.core import labels as node_labels
 from edge_rollout.core.fleet import Event
+from edge_rollout.core.values import Selection
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,18 @@ class Fleet:
 
     nodes: Mapping[str, inputs.NodeInfo]
     edgenodes: Mapping[str, EdgeNode]
+    heartbeat: timedelta = reports.AGENT_HEARTBEAT
+    """The agents' heartbeat: a node silent for 4 of them is NoAgent, as the operator holds it."""
     cache: caching.PlannerCache = field(
         default_factory=caching.PlannerCache, compare=False, repr=False
     )
     """Node views shared by every deployment asked about (saves work, changes no answer)."""
+
+    @property
+    def heard(self) -> reports.Heard:
+        """When each agent last reported, by its EdgeNode's heartbeatTime (on the node's clock:
+        the operator itself counts from when it saw each heartbeat arrive)."""
+        return reports.heard_from_heartbeats(self.edgenodes, self.heartbeat)
 
 
 @dataclass(frozen=True)
@@ -146,25 +155,37 @@ def hardware_source(hardware: Hardware) -> str:
 
 
 def explain_node(
-    md: ModelDeployment, release: Release | str, fleet: Fleet, node: str
+    md: ModelDeployment,
+    release: Release | str,
+    fleet: Fleet,
+    node: str,
+    now: datetime | None = None,
 ) -> Explanation | None:
     """The explanation for `node` (None when the deployment cannot run there at all).
 
-    `release` is the target release, or why it could not be read.
+    `release` is the target release, or why it could not be read; with `now`, a node whose agent
+    went silent is explained as the planner holds it (AgentNotReporting).
     """
     found = next((n for n in node_inputs(md, fleet) if n.name == node), None)
     if found is None:
         return None
     if isinstance(release, str):
         return unexplained(md, found, release)
-    return explain(md, release, found)
+    return explain(md, release, found, fleet.heard if now is not None else None, now)
 
 
-def explain(md: ModelDeployment, release: Release, node: planning.NodeInput) -> Explanation:
+def explain(
+    md: ModelDeployment,
+    release: Release,
+    node: planning.NodeInput,
+    heard: reports.Heard | None = None,
+    now: datetime | None = None,
+) -> Explanation:
     """Re-run selection of `release` for `node`, exactly as the planner does for the target.
 
     Memory already claimed on the node by deployments of higher priority is subtracted first, and
-    variants that failed on the node for this version are excluded (the planner's fall-back).
+    variants that failed on the node for this version are excluded (the planner's fall-back). A
+    node whose agent was last heard from more than 4 heartbeats before `now` is held, not asked.
     """
     policy = md.spec.selection
     desired = node.desired
@@ -175,6 +196,9 @@ def explain(md: ModelDeployment, release: Release, node: planning.NodeInput) -> 
     choice = selection.select_variant(facts, release, policy, budget, excluded)
     if node.hardware.profile == node_labels.LABELS_PROFILE:  # as the planner: no variant yet
         choice = outcomes.awaiting_report(node.name)
+    elif now is not None:
+        _, held = reports.hold_silent(Selection((node,), (), True), heard, now)
+        choice = held[0].choice if held and held[0].choice is not None else choice
     return Explanation(
         deployment=deployment_key(md),
         node=node.name,
@@ -231,7 +255,7 @@ def dry_run(
     key = deployment_key(md)
     nodes = node_inputs(md, fleet)
     deployment = planning.Deployment(key, generation, md.spec, md.status)
-    plan = planning.plan_rollout(deployment, releases, nodes, now)
+    plan = planning.plan_rollout(deployment, releases, nodes, now, heard=fleet.heard)
     by_name = {n.name: n for n in nodes}
     planned = tuple(
         PlannedNode(name, by_name[name].desired, entry, plan.choices.get(name))

@@ -7,6 +7,7 @@ do. It decides nothing; writes are merge patches of `spec` fields and server-sid
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -119,7 +120,8 @@ class Cluster:
             n.metadata.name: kube_nodes.node_info(n.metadata.labels or {}, _node_status(n.status))
             for n in self._nodes(node)
         }
-        return Fleet(infos, {str(e.metadata["name"]): e for e in edgenodes})
+        heartbeat = reports.heartbeat_setting(os.environ.get(reports.AGENT_HEARTBEAT_ENV))
+        return Fleet(infos, {str(e.metadata["name"]): e for e in edgenodes}, heartbeat)
 
     def _nodes(self, node: str | None) -> list[Any]:
         """Node objects (labels, allocatable memory); without permission to read Nodes, none,

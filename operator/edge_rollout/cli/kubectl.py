@@ -220,7 +220,7 @@ def _explain(
         release = releases_for(reading, ReleaseCache())[md.spec.model.version]
     except ReleaseUnavailableError as error:
         release = f"release {md.spec.model.version} cannot be used ({error.reason}): {error}"
-    return explaining.explain_node(md, release, fleet, node)
+    return explaining.explain_node(md, release, fleet, node, dt.datetime.now(dt.UTC))
 
 
 def pause(args: argparse.Namespace) -> int:

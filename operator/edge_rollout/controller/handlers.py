@@ -33,7 +33,7 @@ from edge_rollout.kube import nodes as kube_nodes
 from edge_rollout.store.releases import ReleaseCache, ReleaseUnavailableError, releases_for
 
 REPLAN_SECONDS = float(os.environ.get("EDGE_ROLLOUT_REPLAN_SECONDS", "5"))
-AGENT_HEARTBEAT = "EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS"
+AGENT_HEARTBEAT = reports.AGENT_HEARTBEAT_ENV
 """The agents' heartbeat (the chart sets it from agent.heartbeatSeconds): read at every plan."""
 indexing.apply()  # Kopf's index readiness in O(N) wake-ups, not O(N^2) (controller/indexing.py)
 RELEASES = ReleaseCache()
@@ -215,18 +215,8 @@ def reconcile(
 
 
 def _agent_heartbeat() -> dt.timedelta:
-    """$EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS; the agent's default when unset or not a positive
-    number of seconds (the chart's schema allows only those)."""
-    try:
-        seconds = float(os.environ.get(AGENT_HEARTBEAT, ""))
-    except ValueError:
-        return reports.AGENT_HEARTBEAT
-    if not 0 < seconds <= MAX_HEARTBEAT_SECONDS:
-        return reports.AGENT_HEARTBEAT
-    return dt.timedelta(seconds=seconds)
-
-
-MAX_HEARTBEAT_SECONDS = 86_400.0
+    """$EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS (reports.heartbeat_setting)."""
+    return reports.heartbeat_setting(os.environ.get(AGENT_HEARTBEAT))
 
 
 _PLANNING: dict[str, threading.Lock] = {}

@@ -73,6 +73,7 @@ def plan_rollout(
     )
     desired.update(dict.fromkeys(chosen.removed))
     desired.update((o.node, o.desired) for o in held)
+    choices.update((o.node, o.choice) for o in held if o.choice is not None)  # why not asked
     evidence = (*judged.tally.bad, *held)
     status, events = summaries.summarize(
         deployment,

@@ -36,6 +36,8 @@ AGENT_NOT_REPORTING = "AgentNotReporting"
 AGENT_HEARTBEAT = timedelta(seconds=30)
 """How often agents report when nothing changes: `edge-rollout-agent --heartbeat` and the chart's
 `agent.heartbeatSeconds` (the operator reads it from EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS)."""
+AGENT_HEARTBEAT_ENV = "EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS"
+MAX_HEARTBEAT = timedelta(days=1)
 MISSED_HEARTBEATS = 4
 """An agent silent for this many heartbeats is gone, as Kubernetes marks a Node NotReady
 (Unknown) when its kubelet missed 4 status updates (node-monitor-grace-period 40 s, every 10 s)."""
@@ -55,6 +57,36 @@ class Heard:
     def grace(self) -> timedelta:
         """How long an agent may stay silent before its node counts as NoAgent."""
         return MISSED_HEARTBEATS * self.heartbeat
+
+
+def heartbeat_setting(text: str | None) -> timedelta:
+    """The agents' heartbeat from the text of $EDGE_ROLLOUT_AGENT_HEARTBEAT_SECONDS; the agent's
+    default when it is unset or not a positive number of seconds up to a day (the chart's schema
+    allows only those).
+
+    >>> heartbeat_setting("10"), heartbeat_setting(None) == AGENT_HEARTBEAT
+    (datetime.timedelta(seconds=10), True)
+    """
+    try:
+        seconds = timedelta(seconds=float(text or ""))
+    except (ValueError, OverflowError):
+        return AGENT_HEARTBEAT
+    return seconds if timedelta(0) < seconds <= MAX_HEARTBEAT else AGENT_HEARTBEAT
+
+
+def heard_from_heartbeats(edgenodes: Mapping[str, EdgeNode], heartbeat: timedelta) -> Heard:
+    """When each agent last reported as its own EdgeNode says (its heartbeatTime, on the node's
+    clock): what a reader other than the operator, which saw each heartbeat arrive, can know."""
+    last = {}
+    for name, edgenode in edgenodes.items():
+        text = edgenode.status.heartbeat_time
+        try:
+            moment = datetime.fromisoformat(text) if text else None
+        except ValueError:
+            continue
+        if moment is not None and moment.tzinfo is not None:
+            last[name] = moment
+    return Heard(last, heartbeat)
 
 
 def read_edgenode(body: Mapping[str, object], received: datetime) -> EdgeNode:

@@ -156,3 +156,5 @@ class Plan:
     status: ModelDeploymentStatus
     events: tuple[Event, ...]
     choices: dict[str, Choice] = field(default_factory=dict)
+    """Each selected node's choice of the target, held nodes (unusable report, silent agent)
+    with why they are held."""

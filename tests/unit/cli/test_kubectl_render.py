@@ -16,7 +16,7 @@ from rich.console import RenderableType
 from edge_rollout.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from edge_rollout.cli import explaining, kubectl, options, statusview, steering, whyview
 from edge_rollout.cli import formatting as fmt
-from edge_rollout.core import inputs, planning
+from edge_rollout.core import inputs, planning, reports
 from tests.unit.cli.samples import deployment, edgenode, entry, fleet
 from tests.unit.core.fixtures import GIB, MIB, T0, release
 from tests.unit.core.fixtures import fleet as core_fleet
@@ -235,6 +235,35 @@ def test_why_view_shows_the_node_the_candidates_and_what_the_node_reports() -> N
     data = whyview.why_data([explained])
     assert data[0]["reported"]["lastError"]["reason"] == "LoadFailed"
     assert {c["variant"] for c in data[0]["candidates"]} == VARIANTS
+
+
+def test_why_says_a_node_whose_agent_went_silent_is_held_as_the_planner_does() -> None:
+    nodes = small_fleet()  # every agent's last heartbeat at T0, every 30 s
+    for now, expected in ((T0 + timedelta(seconds=110), ("int8-npu", "BestScore")),
+                          (T0 + timedelta(seconds=130), (None, "AgentNotReporting"))):  # fmt: skip
+        explained = explaining.explain_node(deployment(), RELEASES["2.0"], nodes, "edge-npu", now)
+        assert explained is not None
+        assert (explained.variant, explained.reason) == expected, explained.message
+    assert explained.message.startswith("node edge-npu: its agent has sent no heartbeat since ")
+    assert explained.candidates == ()
+
+
+def test_a_dry_run_holds_a_node_whose_agent_went_silent() -> None:
+    slow = explaining.Fleet(small_fleet().nodes, small_fleet().edgenodes, timedelta(minutes=2))
+    for nodes, asked in ((slow, ["edge-cpu"]), (small_fleet(), [])):
+        run = explaining.dry_run(deployment(), RELEASES, nodes, T0 + timedelta(minutes=5))
+        got = [p.node for p in run.nodes if p.planned is not None and p.planned.version == "2.0"]
+        assert got == asked  # silent for 5 minutes: more than 4 heartbeats of 30 s, not of 2 min
+    held = {p.node: p.choice.reason for p in run.nodes if p.choice is not None}
+    assert held == {
+        **{n: "AgentNotReporting" for n in ("edge-cpu", "edge-gpu", "edge-npu", "edge-small")},
+        "jetson": "AwaitingHardwareReport",
+    }
+
+
+@pytest.mark.parametrize("text", [None, "", "0", "-5", "soon", "1e9", "nan"])
+def test_an_unusable_heartbeat_setting_is_the_agents_default(text: str | None) -> None:
+    assert reports.heartbeat_setting(text) == reports.AGENT_HEARTBEAT
 
 
 def test_why_without_a_release_says_why() -> None:

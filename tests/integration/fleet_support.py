@@ -72,6 +72,36 @@ def wait_for(check: Callable[[], Any], what: str = "", timeout: float = 120.0) -
     raise AssertionError(f"timed out waiting for {what or check}: last {value!r}")
 
 
+def model_deployment(
+    namespace: str, store: Path, public_key: str, labels: dict[str, str], **strategy: Any
+) -> dict[str, Any]:
+    """ModelDeployment `namespace/m` of model m@1.0 from the `file://` store at `store`, on the
+    nodes with `labels`, with `strategy` fields if any."""
+    spec: dict[str, Any] = {
+        "model": {
+            "name": "m",
+            "version": "1.0",
+            "store": {"url": f"file://{store}", "publicKey": public_key},
+        },
+        "nodeSelector": {"matchLabels": labels},
+    }
+    if strategy:
+        spec["strategy"] = strategy
+    return {
+        "apiVersion": "edgerollout.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "m", "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def status(kubectl: Kubectl, namespace: str, name: str = "m") -> dict[str, Any]:
+    """The ModelDeployment's status ({} before the operator wrote one)."""
+    out = kubectl("get", "mdep", name, "-n", namespace, "-o", "json").stdout
+    found: dict[str, Any] = json.loads(out).get("status") or {}
+    return found
+
+
 def entries(kubectl: Kubectl, namespace: str, name: str = "m") -> dict[str, dict[str, Any]]:
     """node -> the EdgeNode entry of ModelDeployment `namespace/name`."""
     listing = json.loads(kubectl("get", "edgenodes", "-o", "json").stdout)

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
@@ -48,28 +47,14 @@ def publish(work: Path) -> tuple[Path, str]:
 
 
 def deployment(namespace: str, store: Path, public_key: str, node: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "edgerollout.dev/v1alpha1",
-            "kind": "ModelDeployment",
-            "metadata": {"name": "m", "namespace": namespace},
-            "spec": {
-                "model": {
-                    "name": "m",
-                    "version": "1.0",
-                    "store": {"url": f"file://{store}", "publicKey": public_key},
-                },
-                "nodeSelector": {"matchLabels": {LABEL: node}},
-                "strategy": {"maxUnavailable": 1, "minReadySeconds": MIN_READY},
-            },
-        }
+    found = fleet_support.model_deployment(
+        namespace, store, public_key, {LABEL: node}, maxUnavailable=1, minReadySeconds=MIN_READY
     )
+    return json.dumps(found)
 
 
 def succeeded(kubectl: Kubectl, namespace: str) -> int:
-    out = kubectl("get", "mdep", "m", "-n", namespace, "-o", "json").stdout
-    status: dict[str, Any] = json.loads(out).get("status") or {}
-    return int((status.get("counts") or {}).get("succeeded", 0))
+    return int((fleet_support.status(kubectl, namespace).get("counts") or {}).get("succeeded", 0))
 
 
 @pytest.mark.parametrize("offset", sorted(SKEWS))

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,28 +20,6 @@ from tests.support import Kubectl, kopf_operator
 LABEL = "edgerollout.dev/test-fleet"
 NODE = f"stale-{random.randrange(10**5):05d}"
 HARDWARE = {"arch": "amd64", "cpuCores": 4, "memoryBytes": 4 << 30}
-
-
-def deployment(namespace: str, store: Path, public_key: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "edgerollout.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "m", "namespace": namespace},
-        "spec": {
-            "model": {
-                "name": "m",
-                "version": "1.0",
-                "store": {"url": f"file://{store}", "publicKey": public_key},
-            },
-            "nodeSelector": {"matchLabels": {LABEL: NODE}},
-        },
-    }
-
-
-def mdep_status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
-    out = kubectl("get", "mdep", "m", "-n", namespace, "-o", "json").stdout
-    found: dict[str, Any] = json.loads(out).get("status") or {}
-    return found
 
 
 def test_a_heartbeat_hours_old_at_start_is_a_dead_agent_not_a_clock_behind(
@@ -65,10 +42,11 @@ def test_a_heartbeat_hours_old_at_start_is_a_dead_agent_not_a_clock_behind(
         kubectl("apply", "-f", "-", input=json.dumps(edgenode))
         kubectl("patch", "edgenode", NODE, "--subresource=status", "--type=merge",
                 "-p", json.dumps(status))  # fmt: skip
-        kubectl("apply", "-f", "-", input=json.dumps(deployment(namespace, store, public_key)))
+        found = fleet_support.model_deployment(namespace, store, public_key, {LABEL: NODE})
+        kubectl("apply", "-f", "-", input=json.dumps(found))
         with kopf_operator(fleet_support.OPERATOR_ARGS, timeout=120) as runner:
             found = fleet_support.wait_for(
-                lambda: (s := mdep_status(kubectl, namespace)).get("worstNodes") and s,
+                lambda: (s := fleet_support.status(kubectl, namespace)).get("worstNodes") and s,
                 what=f"{NODE} named as silent",
                 timeout=60,
             )

@@ -6,7 +6,9 @@ conftest registration. Every process started here is stopped by the fixture that
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,17 @@ from edge_rollout.testing.controlplane import free_port
 from edge_rollout.testing.models import magika_model_path
 from edge_rollout.testing.nginx import NGINX, Nginx, NginxServer
 
-__all__ = ["NGINX", "Nginx", "build_mlp", "free_port", "magika_model", "nginx", "small_model"]
+__all__ = [
+    "NGINX",
+    "Nginx",
+    "build_mlp",
+    "free_port",
+    "magika_model",
+    "nginx",
+    "publish_mlp",
+    "small_model",
+]
+CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
 
 
 @pytest.fixture
@@ -98,3 +110,23 @@ def cli(*argv: str) -> int:
     """`edge-rollout ARGV...` run in this process; its exit code."""
     args = build_parser().parse_args(list(argv))
     return int(args.handler(args) or 0)
+
+
+def publish_mlp(
+    work: Path,
+    versions: Sequence[str] = ("1.0", "2.0"),
+    variants: str = "fp32",
+    samples: int = 1,
+) -> tuple[Path, str]:
+    """A key made with `edge-rollout keygen` and the same small MLP published as model `m` at
+    each of `versions` into `work/store` by the real CLI. Returns (store, public key PEM)."""
+    subprocess.run([*CLI, "keygen", str(work / "key")], check=True, capture_output=True)
+    model = build_mlp(work / "mlp.onnx")
+    for version in versions:
+        subprocess.run(
+            [*CLI, "publish", str(model), "--name", "m", "--version", version, "--store",
+             str(work / "store"), "--key", str(work / "key"), "--variants", variants,
+             "--runs", "2", "--samples", str(samples)],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    return work / "store", (work / "key.pub").read_text()

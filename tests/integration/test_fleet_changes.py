@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,10 +30,9 @@ from edge_rollout.testing.controlplane import ControlPlane
 from tests.integration import fleet_support
 from tests.integration.agent_fixtures import AgentProcess, edgenode
 from tests.integration.reporter import delete_nodes
-from tests.integration.store_fixtures import build_mlp
+from tests.integration.store_fixtures import publish_mlp
 from tests.support import Kubectl
 
-CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
 LABELS = {"edgerollout.dev/test-fleet": "fleet-changes"}
 SUFFIX = f"{random.randrange(10**5):05d}"
 GPU, CPU, LATE = f"fc-gpu-{SUFFIX}", f"fc-cpu-{SUFFIX}", f"fc-late-{SUFFIX}"
@@ -81,16 +78,8 @@ def fleet(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Fleet]:  # fmt: skip
     work = tmp_path_factory.mktemp("fleet-changes")
-    subprocess.run([*CLI, "keygen", str(work / "key")], check=True, capture_output=True)
-    model = build_mlp(work / "mlp.onnx")
-    for version in ("1.0", "2.0"):
-        subprocess.run(
-            [*CLI, "publish", str(model), "--name", "m", "--version", version, "--store",
-             str(work / "store"), "--key", str(work / "key"), "--variants", "fp32,fp16",
-             "--runs", "2", "--samples", "1"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-    found = Fleet(work / "store", (work / "key.pub").read_text(), work, control_plane.kubeconfig)
+    store, public_key = publish_mlp(work, variants="fp32,fp16")
+    found = Fleet(store, public_key, work, control_plane.kubeconfig)
     for node in (GPU, CPU):
         create_node(kubectl, node)
         found.start_agent(node, gpu=node == GPU)

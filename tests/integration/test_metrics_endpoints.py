@@ -29,7 +29,7 @@ from edge_rollout.testing.controlplane import ControlPlane, free_port, stop_proc
 from tests.integration import fleet_support
 from tests.integration.agent_fixtures import AgentProcess
 from tests.integration.reporter import delete_nodes
-from tests.integration.store_fixtures import build_mlp
+from tests.integration.store_fixtures import publish_mlp
 from tests.support import Kubectl
 
 CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
@@ -56,15 +56,7 @@ def endpoints(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Endpoints]:  # fmt: skip
     work = tmp_path_factory.mktemp("metrics")
-    subprocess.run([*CLI, "keygen", str(work / "key")], check=True, capture_output=True)
-    model = build_mlp(work / "mlp.onnx")
-    for version in ("1.0", "2.0"):
-        subprocess.run(
-            [*CLI, "publish", str(model), "--name", "m", "--version", version, "--store",
-             str(work / "store"), "--key", str(work / "key"), "--variants", "fp32",
-             "--runs", "2", "--samples", "1"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
+    publish_mlp(work)
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "labels": LABELS}}
     kubectl("apply", "-f", "-", input=json.dumps(node))
     port = free_port()

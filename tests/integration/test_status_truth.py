@@ -13,8 +13,6 @@ import json
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,10 +30,9 @@ from edge_rollout.testing.controlplane import ControlPlane
 from tests.integration import fleet_support
 from tests.integration.agent_fixtures import AgentProcess, edgenode
 from tests.integration.reporter import ScriptedReporter, delete_nodes, fleet_hardware
-from tests.integration.store_fixtures import build_mlp
+from tests.integration.store_fixtures import publish_mlp
 from tests.support import Kubectl
 
-CLI = [sys.executable, "-m", "edge_rollout.cli.main"]
 SUFFIX = f"{random.randrange(10**5):05d}"
 SCRIPTED = {"edgerollout.dev/test-fleet": f"status-truth-scripted-{SUFFIX}"}
 REAL = {"edgerollout.dev/test-fleet": f"status-truth-agents-{SUFFIX}"}
@@ -195,16 +192,8 @@ def agents(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Agents]:  # fmt: skip
     work = tmp_path_factory.mktemp("status-truth")
-    subprocess.run([*CLI, "keygen", str(work / "key")], check=True, capture_output=True)
-    model = build_mlp(work / "mlp.onnx")
-    for version in ("1.0", "2.0"):
-        subprocess.run(
-            [*CLI, "publish", str(model), "--name", "m", "--version", version, "--store",
-             str(work / "store"), "--key", str(work / "key"), "--variants", "fp32",
-             "--runs", "2", "--samples", "1"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-    found = Agents(work / "store", (work / "key.pub").read_text(), work, control_plane.kubeconfig)
+    store, public_key = publish_mlp(work)
+    found = Agents(store, public_key, work, control_plane.kubeconfig)
     for node in (LIVE, DYING):
         body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": REAL}}
         kubectl("apply", "-f", "-", input=json.dumps(body))

@@ -46,13 +46,9 @@ def test_a_held_copy_is_gone_once_its_variant_is_packed(
         model = build_mlp(tmp_path / f"m{version}.onnx", seed=seed, hidden=64)
         request = PublishRequest(
             model=model, name="m", version=version, store=tmp_path / "store", key=key,
-            variants=("fp32", "fp16", "int8"), runs=2, samples=1,
+            variants=("fp32", "int8"), runs=1, samples=1,
         )  # fmt: skip
         spy = HeldCopies(work)
         pipeline.publish(request, spy)
-    assert spy.seen == {
-        "fp32/model.onnx": ["fp32"],
-        "fp16/model.onnx": ["fp16"],
-        "int8/model.onnx": ["int8"],
-    }
+    assert spy.seen == {"fp32/model.onnx": ["fp32"], "int8/model.onnx": ["int8"]}
     assert list(work.iterdir()) == []

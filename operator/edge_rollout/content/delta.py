@@ -25,6 +25,9 @@ ENCODINGS: tuple[Encoding, ...] = (
 _RUN_ESCAPE = 255
 """A run of `k * 255 + r` unchanged values is `k` bytes of 255, then `r` (0-254)."""
 _COUNT_BYTES = 8
+RUNS_UP_TO = 0.25
+"""`sparse-run-planes` is tried only on tensors with at most this share of values changed: above
+it the bitmap or a dense form is smaller, and its position arrays cost memory per change."""
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _INT = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
 UArray = npt.NDArray[np.unsignedinteger]
@@ -94,6 +97,8 @@ def _unsparse(a: UArray, res: bytes, item_size: int) -> UArray:
 
 def _runs(a: UArray, b: UArray, item_size: int) -> bytes:
     changed = np.flatnonzero(a != b)
+    if a.size < 2**31:  # positions in 4 bytes: half the memory per change
+        changed = changed.astype(np.int32)
     gaps = np.diff(changed, prepend=-1) - 1  # unchanged values before each changed one
     lengths = gaps // _RUN_ESCAPE + 1
     runs = np.full(int(lengths.sum()), _RUN_ESCAPE, dtype=np.uint8)
@@ -144,6 +149,15 @@ def residual(base: bytes, data: bytes, item_size: int, encoding: Encoding) -> by
     if encoding == "sparse-run-planes":
         return _runs(a, b, item_size)
     raise DeltaError(f"unknown delta encoding {encoding!r}")
+
+
+def candidates(base: bytes, data: bytes, item_size: int) -> tuple[Encoding, ...]:
+    """The encodings worth trying for `data` against `base`: every one, but `sparse-run-planes`
+    only when at most RUNS_UP_TO of the values changed."""
+    _check(len(base), len(data), item_size)
+    a, b = _values(base, item_size), _values(data, item_size)
+    sparse = np.count_nonzero(a != b) <= RUNS_UP_TO * a.size
+    return ENCODINGS if sparse else tuple(e for e in ENCODINGS if e != "sparse-run-planes")
 
 
 def residuals(base: bytes, data: bytes, item_size: int) -> dict[Encoding, bytes]:

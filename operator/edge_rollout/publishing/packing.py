@@ -189,7 +189,7 @@ def best_delta(
         return None
     best: tuple[delta.Encoding, int, bytes] | None = None
     best_size = cost
-    for encoding in delta.ENCODINGS:  # one residual at a time: each is as big as the tensor
+    for encoding in delta.candidates(old, new, item_size):  # one residual at a time
         residual = delta.residual(old, new, item_size, encoding)
         size = store.stored_size(residual)
         if size < best_size and delta.apply_delta(old, residual, item_size, encoding) == new:

@@ -116,3 +116,12 @@ def test_a_run_length_residual_that_does_not_fit_is_refused(cut: slice, match: s
     target = base[:-1000] if match == "past the end" else base
     with pytest.raises(delta.DeltaError, match=match):
         delta.apply_delta(target, res[cut], 1, "sparse-run-planes")
+
+
+@pytest.mark.parametrize(("share", "runs"), [(0.02, True), (0.2, True), (0.3, False), (0.6, False)])
+def test_runs_are_tried_only_on_tensors_with_few_changed_values(share: float, runs: bool) -> None:
+    base, new = _requantized(4, share)
+    changed = np.count_nonzero(np.frombuffer(base, np.int8) != np.frombuffer(new, np.int8))
+    assert (changed <= delta.RUNS_UP_TO * len(base)) == runs
+    assert ("sparse-run-planes" in delta.candidates(base, new, 1)) == runs
+    assert set(delta.candidates(base, new, 1)) >= set(delta.ENCODINGS) - {"sparse-run-planes"}

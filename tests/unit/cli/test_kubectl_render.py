@@ -244,6 +244,7 @@ def test_why_says_a_node_whose_agent_went_silent_is_held_as_the_planner_does() -
         explained = explaining.explain_node(deployment(), RELEASES["2.0"], nodes, "edge-npu", now)
         assert explained is not None
         assert (explained.variant, explained.reason) == expected, explained.message
+    assert explained is not None
     assert explained.message.startswith("node edge-npu: its agent has sent no heartbeat since ")
     assert explained.candidates == ()
 

@@ -102,6 +102,16 @@ def status(kubectl: Kubectl, namespace: str, name: str = "m") -> dict[str, Any]:
     return found
 
 
+def node_events(kubectl: Kubectl, node: str, reason: str) -> list[dict[str, Any]]:
+    """Events of `reason` about the object named `node` (its Node or EdgeNode), any namespace."""
+    out = kubectl(
+        "get", "events", "-A", "--field-selector",
+        f"reason={reason},involvedObject.name={node}", "-o", "json",
+    ).stdout  # fmt: skip
+    found: list[dict[str, Any]] = json.loads(out)["items"]
+    return found
+
+
 def entries(kubectl: Kubectl, namespace: str, name: str = "m") -> dict[str, dict[str, Any]]:
     """node -> the EdgeNode entry of ModelDeployment `namespace/name`."""
     listing = json.loads(kubectl("get", "edgenodes", "-o", "json").stdout)

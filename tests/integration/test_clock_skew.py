@@ -90,13 +90,10 @@ def test_soak_lasts_min_ready_seconds_on_the_operator_clock_whatever_the_agent_c
             ready_at = time.monotonic()
             wait_for(lambda: succeeded(kubectl, namespace) == 1, what="soaked", timeout=120)
             soaked_after = time.monotonic() - ready_at
-            events = kubectl(
-                "get", "events", "-A", "--field-selector",
-                f"reason=ClockSkew,involvedObject.name={node_name}", "-o", "json",
-            ).stdout  # fmt: skip
+            events = fleet_support.node_events(kubectl, node_name, "ClockSkew")
     finally:
         delete_nodes([node_name])
     assert MIN_READY - 3 <= soaked_after <= MIN_READY + 15, f"soaked {soaked_after:.1f} s"
-    (event,) = json.loads(events)["items"][:1]
+    (event,) = events[:1]
     assert event["type"] == "Warning"
     assert SKEWS[offset] in event["message"], event["message"]

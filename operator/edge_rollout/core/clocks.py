@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from edge_rollout.api.edgenode import EdgeNode, ModelStatus
-from edge_rollout.core.conditions import rfc3339
+from edge_rollout.core.conditions import parse_rfc3339, rfc3339
 
 SKEW_WARNING = timedelta(minutes=2)
 """A node clock off by more than this (either way) is reported: a Warning Event `ClockSkew` on
@@ -68,7 +68,7 @@ def skew(edgenode: EdgeNode, seen: datetime) -> timedelta | None:
     >>> skew(node, datetime(2026, 1, 1, tzinfo=UTC))
     datetime.timedelta(seconds=300)
     """
-    beat = _parse(edgenode.status.heartbeat_time)
+    beat = parse_rfc3339(edgenode.status.heartbeat_time)
     return None if beat is None else beat - seen
 
 
@@ -104,18 +104,10 @@ def skew_warning(node: str, offset: timedelta | None) -> str | None:
 def _moved(model: ModelStatus, offset: timedelta, seen: datetime) -> ModelStatus:
     update = {}
     for name in ("ready_since", "last_transition_time"):
-        moment = _parse(getattr(model, name))
+        moment = parse_rfc3339(getattr(model, name))
         if moment is not None:
             update[name] = rfc3339(min(moment - offset, seen))
     return model.model_copy(update=update) if update else model
-
-
-def _parse(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def _amount(delta: timedelta) -> str:

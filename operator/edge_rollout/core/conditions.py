@@ -21,6 +21,19 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_rfc3339(text: str) -> datetime | None:
+    """The moment an RFC 3339 time with a zone names; None for "" or anything else.
+
+    >>> parse_rfc3339("2026-01-01T00:05:00Z"), parse_rfc3339("noon")
+    (datetime.datetime(2026, 1, 1, 0, 5, tzinfo=datetime.timezone.utc), None)
+    """
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
 def set_condition(
     conditions: list[Condition],
     *,

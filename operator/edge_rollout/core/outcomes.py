@@ -190,17 +190,12 @@ class NodePlanner:
         the stable variant that fits it or, when none does (it came during the rollout, or its
         memory shrank), off this deployment, unschedulable for the stable release: where the
         stable fleet has it, never left on the aborted version."""
-        stable = self.stable
-        desired = node.desired
-        if stable is None or (desired is not None and desired.version == stable.version):
-            entry = self.stable_entry(node, rollback=True)
-            return NodeOutcome(node.name, "old", entry, outcome.choice, outcome.reported)
-        choice = self._choose(node, stable, ())
-        if choice.variant is None:
-            return NodeOutcome(node.name, "unschedulable", None, choice, outcome.reported)
-        entry = fleet.desired_entry(
-            self.deployment, stable, choice, keep="", requested_at=rfc3339(self.now), excluded=()
-        )
+        stable, desired = self.stable, node.desired
+        if stable is not None and (desired is None or desired.version != stable.version):
+            choice = self._choose(node, stable, ())  # remembered: stable_entry asks again
+            if choice.variant is None:
+                return NodeOutcome(node.name, "unschedulable", None, choice, outcome.reported)
+        entry = self.stable_entry(node, rollback=True)
         return NodeOutcome(node.name, "old", entry, outcome.choice, outcome.reported)
 
     def _refresh(self, desired: DesiredModel, node: NodeInput | None = None) -> DesiredModel:

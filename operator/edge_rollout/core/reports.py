@@ -23,7 +23,7 @@ from edge_rollout.api.common import Condition
 from edge_rollout.api.edgenode import EdgeNode, EdgeNodeStatus
 from edge_rollout.api.modeldeployment import is_iana_zone
 from edge_rollout.core import selection
-from edge_rollout.core.conditions import rfc3339
+from edge_rollout.core.conditions import parse_rfc3339, rfc3339
 from edge_rollout.core.values import NodeInput, NodeOutcome, Selection
 
 REPORT_VALID = "ReportValid"
@@ -77,16 +77,8 @@ def heartbeat_setting(text: str | None) -> timedelta:
 def heard_from_heartbeats(edgenodes: Mapping[str, EdgeNode], heartbeat: timedelta) -> Heard:
     """When each agent last reported as its own EdgeNode says (its heartbeatTime, on the node's
     clock): what a reader other than the operator, which saw each heartbeat arrive, can know."""
-    last = {}
-    for name, edgenode in edgenodes.items():
-        text = edgenode.status.heartbeat_time
-        try:
-            moment = datetime.fromisoformat(text) if text else None
-        except ValueError:
-            continue
-        if moment is not None and moment.tzinfo is not None:
-            last[name] = moment
-    return Heard(last, heartbeat)
+    beats = ((name, parse_rfc3339(e.status.heartbeat_time)) for name, e in edgenodes.items())
+    return Heard({name: beat for name, beat in beats if beat is not None}, heartbeat)
 
 
 def read_edgenode(body: Mapping[str, object], received: datetime) -> EdgeNode:

@@ -174,6 +174,7 @@ def on_version(kubectl: Kubectl, namespace: str, version: str) -> int:
     return sum(e["version"] == version for e in entries(kubectl, namespace).values())
 
 
+@pytest.mark.timeout(600)  # first the 500 entries the steps test left are removed
 def test_broken_release_aborts_and_rolls_back(
     operator: KopfRunner,
     kubectl: Kubectl,
@@ -182,7 +183,7 @@ def test_broken_release_aborts_and_rolls_back(
     fleet: ScriptedReporter,
 ) -> None:
     kubectl("apply", "-f", "-", input=manifest(namespace, store, "1.0"))
-    wait_for(phase_is(kubectl, namespace, "Ready"), what="v1 Ready")
+    wait_for(phase_is(kubectl, namespace, "Ready"), what="v1 Ready", timeout=300)
     fleet.broken |= {f"3.0/{v}" for v in ("fp32", "fp16", "int8", "int8-npu")}
     kubectl("apply", "-f", "-", input=manifest(namespace, store, "3.0"))
     rolled = wait_for(phase_is(kubectl, namespace, "RolledBack"), what="RolledBack")
